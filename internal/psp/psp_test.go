@@ -70,7 +70,7 @@ func (f fakeProvider) StartPayment(context.Context, PaymentRequest) (Payment, er
 	return Payment{}, nil
 }
 func (f fakeProvider) PaymentStatus(context.Context, string) (Payment, error) { return Payment{}, nil }
-func (f fakeProvider) ParseWebhook(http.Header, []byte) (Event, error)      { return Event{}, nil }
+func (f fakeProvider) ParseWebhook(http.Header, []byte) (Event, error)        { return Event{}, nil }
 func (f fakeProvider) StartPayout(context.Context, PayoutRequest) (Payout, error) {
 	return Payout{}, nil
 }
