@@ -72,8 +72,7 @@ type asset struct {
 }
 
 var (
-	isoByCode    map[string]isoCurrency
-	isoByNumeric map[int]isoCurrency
+	isoByCode, isoByNumeric = indexISO()
 
 	registryMu sync.RWMutex
 	assets     = map[string]asset{
@@ -83,16 +82,19 @@ var (
 	}
 )
 
-func init() {
-	isoByCode = make(map[string]isoCurrency, len(isoCurrencies))
-	isoByNumeric = make(map[int]isoCurrency, len(isoCurrencies))
+// indexISO indexes isoCurrencies. It runs as a variable initializer, not in
+// init, so that package-level MustCurrency calls work in this package too.
+func indexISO() (byCode map[string]isoCurrency, byNumeric map[int]isoCurrency) {
+	byCode = make(map[string]isoCurrency, len(isoCurrencies))
+	byNumeric = make(map[int]isoCurrency, len(isoCurrencies))
 	for _, c := range isoCurrencies {
-		isoByCode[c.code] = c
+		byCode[c.code] = c
 		if pref, shared := isoByNumericPref[c.numeric]; shared && pref != c.code {
 			continue
 		}
-		isoByNumeric[c.numeric] = c
+		byNumeric[c.numeric] = c
 	}
+	return byCode, byNumeric
 }
 
 // LookupCurrency returns the ISO 4217 currency or registered asset with the
