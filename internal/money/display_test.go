@@ -51,3 +51,35 @@ func TestDisplay(t *testing.T) {
 		})
 	}
 }
+
+// Display, lookups and registration are used from many goroutines at once;
+// run with -race to check them.
+func TestConcurrentUse(t *testing.T) {
+	done := make(chan string)
+	for range 8 {
+		go func() {
+			var problem string
+			for range 200 {
+				if got := New(123450, eur).Display("de"); got != "1.234,50\u00a0€" {
+					problem = "Display(de) = " + got
+				}
+				if got := New(123450, usd).Display("en"); got != "$1,234.50" {
+					problem = "Display(en) = " + got
+				}
+				if err := RegisterAsset("TSTRACE", 4); err != nil {
+					problem = err.Error()
+				}
+				if c, err := LookupCurrency("TSTRACE"); err != nil || c.Digits != 4 {
+					problem = "lookup of TSTRACE failed"
+				}
+				_ = RegisteredAssets()
+			}
+			done <- problem
+		}()
+	}
+	for range 8 {
+		if p := <-done; p != "" {
+			t.Error(p)
+		}
+	}
+}

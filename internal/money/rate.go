@@ -29,7 +29,14 @@ type Rate struct {
 // separators, a leading or trailing point), for zero, for non-zero digits
 // beyond 12 decimals, and for integer parts longer than 15 digits.
 func ParseRate(s string) (Rate, error) {
-	const op = "money.ParseRate"
+	return parseRate("money.ParseRate", s, MaxRateDecimals)
+}
+
+// storedRateDecimals is how many decimals UnmarshalText accepts: enough for
+// a quoted rate with a few spreads applied (each adds up to four).
+const storedRateDecimals = 32
+
+func parseRate(op, s string, maxDecimals int) (Rate, error) {
 	if s != "" && s[0] == '-' {
 		return Rate{}, errs.E(errs.Invalid, op, "rate "+quoteShort(s)+" must be positive")
 	}
@@ -38,8 +45,8 @@ func ParseRate(s string) (Rate, error) {
 		return Rate{}, errs.E(errs.Invalid, op, problem)
 	}
 	frac := strings.TrimRight(d.frac, "0")
-	if len(frac) > MaxRateDecimals {
-		return Rate{}, errs.Ef(errs.Invalid, op, "rate %s has more than %d decimals", shortNumber(s), MaxRateDecimals)
+	if len(frac) > maxDecimals {
+		return Rate{}, errs.Ef(errs.Invalid, op, "rate %s has more than %d decimals", shortNumber(s), maxDecimals)
 	}
 	whole := strings.TrimLeft(d.whole, "0")
 	if len(whole) > maxRateWholeDigits {
@@ -83,8 +90,9 @@ func (r Rate) Equal(o Rate) bool {
 }
 
 // String returns the rate as an exact plain decimal without trailing zeros,
-// e.g. "1.08345"; ParseRate reads it back when it has at most 12 decimals
-// (a rate from WithSpread may have up to 16). An unset rate is "0".
+// e.g. "1.08345". ParseRate reads it back when it has at most 12 decimals,
+// UnmarshalText when it has at most 32 (a rate from WithSpread may have four
+// more than the rate it came from). An unset rate is "0".
 func (r Rate) String() string {
 	if r.r == nil {
 		return "0"
@@ -121,11 +129,14 @@ func (r Rate) MarshalText() ([]byte, error) {
 	return []byte(r.String()), nil
 }
 
-// UnmarshalText decodes a rate with ParseRate and returns its errors.
+// UnmarshalText decodes a rate written by MarshalText. It follows ParseRate
+// but accepts up to 32 decimals, so that a stored rate with spreads applied
+// (WithSpread adds up to four decimals) reads back exactly. It returns the
+// errs.Invalid errors of ParseRate.
 func (r *Rate) UnmarshalText(text []byte) error {
-	v, err := ParseRate(string(text))
+	v, err := parseRate("money.Rate.UnmarshalText", string(text), storedRateDecimals)
 	if err != nil {
-		return errs.Wrap("money.Rate.UnmarshalText", err)
+		return err
 	}
 	*r = v
 	return nil

@@ -88,6 +88,29 @@ func TestRateText(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	wantCode(t, json.Unmarshal([]byte(`{"rate":"-1"}`), &back), errs.Invalid, "must be positive")
+
+	// A rate with a spread applied has more than 12 decimals; the record of
+	// the rate used must still read back exactly.
+	spread, err := MustParseRate("0.000000000001").WithSpread(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = json.Marshal(quote{spread})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"rate":"0.0000000000009999"}`; string(b) != want {
+		t.Errorf("Marshal = %s, want %s", b, want)
+	}
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !back.Rate.Equal(spread) {
+		t.Errorf("spread rate read back as %s, want %s", back.Rate, spread)
+	}
+	_, err = ParseRate(spread.String())
+	wantCode(t, err, errs.Invalid, "has more than 12 decimals")
+	wantCode(t, json.Unmarshal([]byte(`{"rate":"0.000000000000000000000000000000001"}`), &back), errs.Invalid, "has more than 32 decimals")
 	if _, err := json.Marshal(quote{}); err == nil {
 		t.Error("marshalled an unset rate")
 	}
