@@ -141,15 +141,14 @@ func (l *Ledger) PostTx(ctx context.Context, tx *sqlstore.Tx, transfers ...Trans
 			}
 		}
 	}
+	var changed []*Account
 	for _, id := range accIDs {
-		a := accs[id]
-		if a.sums == before[id] {
-			continue
+		if a := accs[id]; a.sums != before[id] {
+			changed = append(changed, a)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE ledger_accounts SET debits_posted = ?, credits_posted = ?, debits_pending = ?, credits_pending = ? WHERE id = ?`,
-			a.debitsPosted, a.creditsPosted, a.debitsPending, a.creditsPending, id); err != nil {
-			return nil, errs.Wrap(op, err)
-		}
+	}
+	if err := updateSums(ctx, tx, changed); err != nil {
+		return nil, errs.Wrap(op, err)
 	}
 	return transfers, nil
 }
@@ -457,10 +456,8 @@ func (l *Ledger) ExpireDue(ctx context.Context, limit int) (int, error) {
 			if _, err := tx.Exec(ctx, "UPDATE ledger_transfers SET status = ? WHERE id = ?", string(StatusExpired), h.ID); err != nil {
 				return err
 			}
-			for _, a := range accs {
-				if _, err := tx.Exec(ctx, "UPDATE ledger_accounts SET debits_pending = ?, credits_pending = ? WHERE id = ?", a.debitsPending, a.creditsPending, a.ID); err != nil {
-					return err
-				}
+			if err := updateSums(ctx, tx, []*Account{accs[h.Debit], accs[h.Credit]}); err != nil {
+				return err
 			}
 			expired = true
 			return nil
@@ -480,4 +477,27 @@ func sortedPair(a, b string) []string {
 		return []string{a, b}
 	}
 	return []string{b, a}
+}
+
+// updateSums writes the cached sums of the accounts, a few hundred per
+// statement (UPDATE … FROM VALUES works the same on both engines).
+func updateSums(ctx context.Context, tx *sqlstore.Tx, accs []*Account) error {
+	for start := 0; start < len(accs); start += 400 {
+		chunk := accs[start:min(start+400, len(accs))]
+		q := make([]byte, 0, 200+len(chunk)*80)
+		q = append(q, "UPDATE ledger_accounts SET debits_posted = v.column2, credits_posted = v.column3, debits_pending = v.column4, credits_pending = v.column5 FROM (VALUES "...)
+		args := make([]any, 0, len(chunk)*5)
+		for i, a := range chunk {
+			if i > 0 {
+				q = append(q, ',')
+			}
+			q = append(q, "(CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))"...)
+			args = append(args, a.ID, a.debitsPosted, a.creditsPosted, a.debitsPending, a.creditsPending)
+		}
+		q = append(q, ") AS v WHERE ledger_accounts.id = v.column1"...)
+		if _, err := tx.Exec(ctx, string(q), args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }

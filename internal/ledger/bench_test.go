@@ -1,0 +1,145 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/opencashier/cashier/internal/clock"
+	"github.com/opencashier/cashier/internal/ledger"
+	"github.com/opencashier/cashier/internal/money"
+	"github.com/opencashier/cashier/internal/sqlstore"
+	"github.com/opencashier/cashier/internal/testutil/dbtest"
+)
+
+const benchAccounts = 1000
+
+// benchLedger creates benchAccounts funded customer accounts (lower bound 0)
+// and returns the ledger and the account ids.
+func benchLedger(b *testing.B, db *sqlstore.DB) (*ledger.Ledger, []string) {
+	b.Helper()
+	ctx := context.Background()
+	l := ledger.New(db, clock.System{})
+	if _, err := l.CreateAccount(ctx, ledger.AccountSpec{ID: "clearing", Kind: "psp_clearing", Currency: usd, Normal: ledger.DebitNormal}); err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]string, benchAccounts)
+	var funding []ledger.Transfer
+	for i := range ids {
+		ids[i] = fmt.Sprintf("customer:%04d", i)
+		if _, err := l.CreateAccount(ctx, ledger.AccountSpec{ID: ids[i], Kind: "customer", Currency: usd, Normal: ledger.CreditNormal, Lower: zero()}); err != nil {
+			b.Fatal(err)
+		}
+		funding = append(funding, ledger.Transfer{ID: "fund:" + ids[i], Debit: "clearing", Credit: ids[i], Amount: money.New(1e12, usd)})
+	}
+	if _, err := l.Post(ctx, funding...); err != nil {
+		b.Fatal(err)
+	}
+	return l, ids
+}
+
+var benchRun atomic.Int64
+
+// BenchmarkTransfer posts single transfers (one database transaction each)
+// between random accounts with 1 and 8 concurrent writers. The figure that
+// matters is transfers/s.
+func BenchmarkTransfer(b *testing.B) {
+	dbtest.EachB(b, func(b *testing.B, db *sqlstore.DB) {
+		l, ids := benchLedger(b, db)
+		for _, writers := range []int{1, 8} {
+			b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+				run := benchRun.Add(1)
+				ctx := context.Background()
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				errc := make(chan error, writers)
+				b.ResetTimer()
+				for w := range writers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						rng := rand.New(rand.NewPCG(uint64(run), uint64(w)))
+						for {
+							i := next.Add(1)
+							if i > int64(b.N) {
+								return
+							}
+							from, to := rng.IntN(benchAccounts), rng.IntN(benchAccounts-1)
+							if to >= from {
+								to++
+							}
+							_, err := l.Post(ctx, ledger.Transfer{ID: fmt.Sprintf("r%d-%d", run, i), Debit: ids[from], Credit: ids[to], Amount: money.New(1+rng.Int64N(10000), usd), Code: "bench"})
+							if err != nil {
+								errc <- err
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				b.StopTimer()
+				close(errc)
+				for err := range errc {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "transfers/s")
+			})
+		}
+	}, ledger.Schema)
+}
+
+// BenchmarkBatch posts linked batches of 100 and 1,000 transfers, each batch
+// one database transaction, with 1 and 8 concurrent writers. The figure that
+// matters is transfers/s.
+func BenchmarkBatch(b *testing.B) {
+	dbtest.EachB(b, func(b *testing.B, db *sqlstore.DB) {
+		l, ids := benchLedger(b, db)
+		for _, size := range []int{100, 1000} {
+			for _, writers := range []int{1, 8} {
+				b.Run(fmt.Sprintf("size=%d/writers=%d", size, writers), func(b *testing.B) {
+					run := benchRun.Add(1)
+					ctx := context.Background()
+					var next atomic.Int64
+					var wg sync.WaitGroup
+					errc := make(chan error, writers)
+					b.ResetTimer()
+					for w := range writers {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							rng := rand.New(rand.NewPCG(uint64(run), uint64(w)))
+							batch := make([]ledger.Transfer, size)
+							for {
+								i := next.Add(1)
+								if i > int64(b.N) {
+									return
+								}
+								for j := range batch {
+									from, to := rng.IntN(benchAccounts), rng.IntN(benchAccounts-1)
+									if to >= from {
+										to++
+									}
+									batch[j] = ledger.Transfer{ID: fmt.Sprintf("r%d-%d-%d", run, i, j), Debit: ids[from], Credit: ids[to], Amount: money.New(1+rng.Int64N(10000), usd), Code: "bench"}
+								}
+								if _, err := l.Post(ctx, batch...); err != nil {
+									errc <- err
+									return
+								}
+							}
+						}()
+					}
+					wg.Wait()
+					b.StopTimer()
+					close(errc)
+					for err := range errc {
+						b.Fatal(err)
+					}
+					b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "transfers/s")
+				})
+			}
+		}
+	}, ledger.Schema)
+}
