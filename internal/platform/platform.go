@@ -144,6 +144,11 @@ type ChangeLookup interface {
 	FindChange(ctx context.Context, login int64, externalID string) (Applied, bool, error)
 }
 
+// ErrLookupUnsupported is the error FindChange returns (possibly wrapped;
+// test with errors.Is) when the platform turns out to offer no look-up by
+// our id. The caller then leaves the change to an operator.
+var ErrLookupUnsupported = errs.E(errs.Unavailable, "platform.FindChange", "the platform offers no look-up of changes by our id")
+
 // CodeNotSent is the RejectedError code a connector uses when the change was
 // refused before any byte of it reached the platform (no connection could be
 // made, a credential could not be obtained, a pre-check failed to run).
