@@ -159,8 +159,11 @@ func (s *Server) Serve(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	// Shutdown closes the listeners, then calls this in a goroutine.
+	closed := make(chan struct{})
 	srv.RegisterOnShutdown(func() {
 		s.log.Info("stopped accepting connections; draining in-flight requests", "timeout", s.opts.ShutdownTimeout.String())
+		close(closed)
 	})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -180,6 +183,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		_ = srv.Close()
 		problems = append(problems, fmt.Errorf("in-flight requests did not finish within %s; their connections were closed", s.opts.ShutdownTimeout))
 	}
+	<-closed
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		problems = append(problems, err)
 	}
