@@ -138,3 +138,27 @@ func TestCapabilitiesSupports(t *testing.T) {
 		t.Error("empty Currencies should mean any currency")
 	}
 }
+
+func TestValidIBAN(t *testing.T) {
+	tests := []struct {
+		iban string
+		want bool
+	}{
+		{"DE89370400440532013000", true},
+		{"DE89 3704 0044 0532 0130 00", true},
+		{"gb82west12345698765432", true},
+		{"NL91ABNA0417164300", true},
+		{"GB33BUKB20201555555555", true},
+		{"DE89370400440532013001", false}, // one digit changed
+		{"GB82WEST12345698765423", false}, // two digits swapped
+		{"DE8937040044", false},           // too short
+		{"1289370400440532013000", false}, // no country
+		{"DE89-3704-0044-0532-0130-00", false},
+		{"", false},
+	}
+	for _, tc := range tests {
+		if got := ValidIBAN(tc.iban); got != tc.want {
+			t.Errorf("ValidIBAN(%q) = %v, want %v", tc.iban, got, tc.want)
+		}
+	}
+}
