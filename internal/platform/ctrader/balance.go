@@ -39,14 +39,15 @@ var retryableCodes = map[string]bool{"REQUEST_FREQUENCY_EXCEEDED": true, "NOT_EN
 // POST /v2/webserv/traders/{login}/changebalance, externalId = c.ExternalID.
 //
 // Before sending, it checks the change (platform.BalanceChange.Validate) and
-// that its currency and decimals fit the account (read once per login with
-// GetTrader and cached; a trading account's currency never changes).
+// that its currency is the account's (preciseAmount carries no currency, so
+// cTrader could not tell); the currency is read once per login with GetTrader
+// and cached, since a trading account's currency never changes.
 //
 // Errors follow the platform contract:
 //   - *platform.RejectedError when nothing was applied: a 4xx with a
 //     WebServices code other than UNKNOWN_ERROR (after one re-login on
-//     401/403); a failed pre-check (Status 0: INVALID_REQUEST,
-//     CURRENCY_MISMATCH, CHANGE_BALANCE_BAD_AMOUNT, TRADER_NOT_FOUND); or a
+//     401/403); a failed pre-check (INVALID_REQUEST or CURRENCY_MISMATCH
+//     with Status 0, TRADER_NOT_FOUND from the account read); or a
 //     request that never left (Code platform.CodeNotSent, Retryable).
 //   - *platform.AmbiguousError for everything else: no answer after the
 //     request was written (timeout, reset), 5xx, 408, a 4xx without a code or
@@ -56,7 +57,7 @@ func (c *Client) ChangeBalance(ctx context.Context, ch platform.BalanceChange) (
 	if err := ch.Validate(); err != nil {
 		return platform.Applied{}, &platform.RejectedError{Code: "INVALID_REQUEST", Message: errs.MessageOf(err)}
 	}
-	meta, err := c.account(ctx, ch.Login)
+	cur, err := c.currency(ctx, ch.Login)
 	if err != nil {
 		if errs.Is(err, errs.NotFound) {
 			return platform.Applied{}, &platform.RejectedError{Code: "TRADER_NOT_FOUND", Message: errs.MessageOf(err), Status: http.StatusNotFound}
@@ -64,12 +65,9 @@ func (c *Client) ChangeBalance(ctx context.Context, ch platform.BalanceChange) (
 		return platform.Applied{}, &platform.RejectedError{Code: platform.CodeNotSent, Retryable: true,
 			Message: "the account could not be read before the change, so the change was not sent: " + err.Error()}
 	}
-	if meta.currency != ch.Amount.Currency() {
+	if cur != ch.Amount.Currency() {
 		return platform.Applied{}, &platform.RejectedError{Code: "CURRENCY_MISMATCH",
-			Message: fmt.Sprintf("account %d holds %s; the change is %s", ch.Login, meta.currency, ch.Amount)}
-	}
-	if _, err := toScaled(ch.Amount, meta.moneyDigits); err != nil {
-		return platform.Applied{}, &platform.RejectedError{Code: "CHANGE_BALANCE_BAD_AMOUNT", Message: errs.MessageOf(err)}
+			Message: fmt.Sprintf("account %d holds %s; the change is %s", ch.Login, cur, ch.Amount)}
 	}
 
 	path := "/v2/webserv/traders/" + strconv.FormatInt(ch.Login, 10) + "/changebalance"
@@ -123,20 +121,19 @@ func (c *Client) ChangeBalance(ctx context.Context, ch platform.BalanceChange) (
 	return platform.Applied{}, &platform.AmbiguousError{Cause: parseAPIError(res.status, res.body), Evidence: evidence(status)}
 }
 
-// account returns the currency and moneyDigits of a login, reading the
-// trader once.
-func (c *Client) account(ctx context.Context, login int64) (accountMeta, error) {
+// currency returns the currency of a login, reading the trader once.
+func (c *Client) currency(ctx context.Context, login int64) (money.Currency, error) {
 	c.mu.Lock()
-	m, ok := c.accts[login]
+	cur, ok := c.accts[login]
 	c.mu.Unlock()
 	if ok {
-		return m, nil
+		return cur, nil
 	}
 	t, err := c.GetTrader(ctx, login)
 	if err != nil {
-		return accountMeta{}, err
+		return money.Currency{}, err
 	}
-	return accountMeta{currency: t.Currency, moneyDigits: t.MoneyDigits}, nil
+	return t.Currency, nil
 }
 
 // Account reads a trading account for the funding code. Withdrawable is the
@@ -207,7 +204,7 @@ type historyWire struct {
 // are those of GetTrader.
 func (c *Client) BalanceHistory(ctx context.Context, login int64, externalID string) ([]HistoryEntry, error) {
 	const op = "ctrader.BalanceHistory"
-	meta, err := c.account(ctx, login)
+	cur, err := c.currency(ctx, login)
 	if err != nil {
 		return nil, err
 	}
@@ -229,8 +226,8 @@ func (c *Client) BalanceHistory(ctx context.Context, login int64, externalID str
 	}
 	entries := make([]HistoryEntry, 0, len(out.BalanceHistory))
 	for _, h := range out.BalanceHistory {
-		delta, err1 := money.FromScaled(h.Delta, h.MoneyDigits, meta.currency)
-		bal, err2 := money.FromScaled(h.Balance, h.MoneyDigits, meta.currency)
+		delta, err1 := money.FromScaled(h.Delta, h.MoneyDigits, cur)
+		bal, err2 := money.FromScaled(h.Balance, h.MoneyDigits, cur)
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, &errs.Error{Code: errs.Internal, Op: op, Message: "a history entry does not fit the account's currency", Err: err}
 		}

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/opencashier/cashier/internal/errs"
+	"github.com/opencashier/cashier/internal/money"
 	"github.com/opencashier/cashier/internal/platform"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -71,8 +72,8 @@ type Client struct {
 
 	loginMu sync.Mutex // one login at a time
 	mu      sync.Mutex
-	token   string                // cached webservToken
-	accts   map[int64]accountMeta // currency and moneyDigits per login; they never change
+	token   string                   // cached webservToken
+	accts   map[int64]money.Currency // currency per login; it never changes
 }
 
 // New returns a client for cfg. It returns an errs.Invalid error for a
@@ -98,7 +99,7 @@ func New(cfg Config) (*Client, error) {
 		hc = &http.Client{}
 	}
 	return &Client{cfg: cfg, base: base, hashed: HashPassword(cfg.ManagerPassword), http: hc,
-		metrics: newMetrics(cfg.Metrics), accts: map[int64]accountMeta{}}, nil
+		metrics: newMetrics(cfg.Metrics), accts: map[int64]money.Currency{}}, nil
 }
 
 // HashPassword returns the MD5 hex digest cTrader expects for manager and

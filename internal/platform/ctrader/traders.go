@@ -93,12 +93,6 @@ type traderWire struct {
 	ContactDetails                       ContactDetails `json:"contactDetails"`
 }
 
-// accountMeta is what ChangeBalance must know about an account.
-type accountMeta struct {
-	currency    money.Currency
-	moneyDigits int
-}
-
 // trader converts the wire form. It returns an errs.Internal error when the
 // currency is unknown to the money package or a figure has more decimals
 // than the currency allows (the money package must then be told about the
@@ -139,27 +133,6 @@ func (w traderWire) trader(op string) (Trader, error) {
 	return t, nil
 }
 
-// toScaled writes an amount as an integer scaled by 10^digits, exactly. It
-// returns an errs.Invalid error when the amount has more decimals than
-// digits allows or the result overflows.
-func toScaled(a money.Amount, digits int) (int64, error) {
-	const op = "ctrader.toScaled"
-	v, from := a.Minor(), a.Currency().Digits
-	for ; from < digits; from++ {
-		if v > 1<<62/5 || v < -(1<<62/5) {
-			return 0, errs.Ef(errs.Invalid, op, "amount %s does not fit %d decimals", a, digits)
-		}
-		v *= 10
-	}
-	for ; from > digits; from-- {
-		if v%10 != 0 {
-			return 0, errs.Ef(errs.Invalid, op, "amount %s has more decimals than moneyDigits %d", a, digits)
-		}
-		v /= 10
-	}
-	return v, nil
-}
-
 // GetTrader reads a trading account. It returns an errs.NotFound error for
 // TRADER_NOT_FOUND, errs.Unavailable when cTrader does not answer, and the
 // mapped code of any other refusal.
@@ -181,7 +154,7 @@ func (c *Client) GetTrader(ctx context.Context, login int64) (Trader, error) {
 func (c *Client) remember(t Trader) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.accts[t.Login] = accountMeta{currency: t.Currency, moneyDigits: t.MoneyDigits}
+	c.accts[t.Login] = t.Currency
 }
 
 // NewTrader is what CreateTrader needs. The required fields of spec §5.3
