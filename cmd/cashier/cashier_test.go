@@ -370,6 +370,7 @@ func TestUsage(t *testing.T) {
 		{"migrate up -h", []string{"migrate", "up", "-h"}, 0, "-database-url, CASHIER_DATABASE_URL", ""},
 		{"ledger without subcommand", []string{"ledger"}, 2, "", "Usage: cashier ledger verify"},
 		{"version with argument", []string{"version", "x"}, 2, "", ""},
+		{"sim -h is the simulator's help", []string{"sim", "-h"}, 0, "Usage: cashier sim [flags]", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
