@@ -243,7 +243,8 @@ func AsAmbiguous(err error) (*AmbiguousError, bool) {
 }
 
 // CodeForPlatform maps a platform error code and HTTP status to a house error
-// code. Known codes win; otherwise the status decides; anything else is
+// code. Known codes win (except the generic INVALID_REQUEST, which takes 404
+// and 409 from its status); otherwise the status decides; anything else is
 // errs.Internal.
 func CodeForPlatform(code string, status int) errs.Code {
 	switch code {
@@ -251,7 +252,15 @@ func CodeForPlatform(code string, status int) errs.Code {
 		return errs.Insufficient
 	case "TRADER_NOT_FOUND", "TRADER_GROUP_NOT_FOUND", "USER_NOT_FOUND", "TOKEN_NOT_FOUND":
 		return errs.NotFound
-	case "CHANGE_BALANCE_BAD_AMOUNT", "INVALID_REQUEST", "CURRENCY_MISMATCH", "WRONG_PASSWORD", "CH_BROKER_NOT_FOUND", "CH_PLANT_INVALID":
+	case "CHANGE_BALANCE_BAD_AMOUNT", "CURRENCY_MISMATCH", "WRONG_PASSWORD", "CH_BROKER_NOT_FOUND", "CH_PLANT_INVALID":
+		return errs.Invalid
+	case "INVALID_REQUEST": // generic: a conflict or a missing thing says more through its status
+		switch status {
+		case 404:
+			return errs.NotFound
+		case 409:
+			return errs.Conflict
+		}
 		return errs.Invalid
 	case "NOT_ENOUGH_RIGHTS":
 		return errs.Forbidden

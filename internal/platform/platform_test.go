@@ -76,6 +76,8 @@ func TestCodeForPlatform(t *testing.T) {
 		{"NOT_ENOUGH_MONEY", 409, errs.Insufficient},
 		{"TRADER_NOT_FOUND", 404, errs.NotFound},
 		{"CHANGE_BALANCE_BAD_AMOUNT", 400, errs.Invalid},
+		{"INVALID_REQUEST", 400, errs.Invalid},
+		{"INVALID_REQUEST", 409, errs.Conflict},
 		{"NOT_ENOUGH_RIGHTS", 403, errs.Forbidden},
 		{"REQUEST_FREQUENCY_EXCEEDED", 429, errs.RateLimited},
 		{"", 401, errs.Unauthorized},
