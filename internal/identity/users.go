@@ -313,3 +313,18 @@ func (s *Service) SetLanguage(ctx context.Context, userID, lang string) error {
 	_, err := s.db.Exec(ctx, `UPDATE identity_users SET language = ?, updated_at = ? WHERE id = ?`, l, sqlstore.Micros(s.now()), userID)
 	return errs.Wrap(op, err)
 }
+
+// CheckEmail tells whether an e-mail address would be accepted for a user,
+// so that screens can say so before submitting. It returns an errs.Invalid
+// error describing the problem.
+func CheckEmail(email string) error {
+	_, err := checkEmail("identity.CheckEmail", email)
+	return err
+}
+
+// CheckPassword tells whether a password meets the policy (MinPasswordLen
+// to MaxPasswordLen). It returns an errs.Invalid error describing the
+// problem.
+func CheckPassword(password string) error {
+	return checkPasswordPolicy("identity.CheckPassword", password)
+}

@@ -81,6 +81,9 @@ func New(opt Options) *Renderer {
 		cssURL: opt.StaticPrefix + "app.css?v=" + hex.EncodeToString(sum[:6])}
 }
 
+// Brand returns the broker's name.
+func (r *Renderer) Brand() string { return r.opt.Brand }
+
 // DefaultLang returns the broker's default language.
 func (r *Renderer) DefaultLang() string { return r.opt.DefaultLang }
 

@@ -30,6 +30,8 @@ type CTrader struct {
 	Currency map[int64]string                    // login → currency for LookupTrader
 	// Fail, when set, is returned by every call.
 	Fail error
+	// FailTraders, when set, is returned by CreateTrader only.
+	FailTraders error
 }
 
 // NewCTrader returns an empty fake.
@@ -99,6 +101,9 @@ func (c *CTrader) CreateTrader(_ context.Context, t identity.NewTrader) (int64, 
 	if c.Fail != nil {
 		return 0, c.Fail
 	}
+	if c.FailTraders != nil {
+		return 0, c.FailTraders
+	}
 	c.nextAcc++
 	c.Traders[c.nextAcc] = t
 	c.Currency[c.nextAcc] = t.Currency
@@ -144,6 +149,13 @@ func (c *CTrader) SetFail(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.Fail = err
+}
+
+// SetFailTraders makes CreateTrader fail with err (nil: succeed again).
+func (c *CTrader) SetFailTraders(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.FailTraders = err
 }
 
 // Start is the fake clock's starting time in tests.
