@@ -290,7 +290,7 @@ func (s *Sim) History(login int64) ([]HistoryEntry, error) {
 	if t == nil {
 		return nil, errs.Ef(errs.NotFound, "ctradersim.History", "trader %d does not exist", login)
 	}
-	return slices.Clone(t.History), nil
+	return append(make([]HistoryEntry, 0, len(t.History)), t.History...), nil
 }
 
 // SetPositions gives a trader open positions: an unrealised P&L and the
