@@ -259,7 +259,7 @@ func TestCTIDNickNamesAndLinks(t *testing.T) {
 	}
 	bob := create(`{"email":"bob@example.com","brokerCrmName":"demo_crm","nickName":"bobby"}`)
 	carol := create(`{"email":"carol@example.com","brokerCrmName":"demo_crm","nickname":"bobby"}`) // taken; the docs' spelling
-	dan := create(`{"email":"alice@other.com","brokerCrmName":"demo_crm"}`)                       // "alice" is taken
+	dan := create(`{"email":"alice@other.com","brokerCrmName":"demo_crm"}`)                        // "alice" is taken
 	erin := create(`{"email":"erin@example.com","brokerCrmName":"demo_crm","preferredLanguage":"fr"}`)
 	nicks := map[int64]string{}
 	for _, u := range s.srv.Sim().Users() {
