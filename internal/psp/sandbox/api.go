@@ -3,8 +3,8 @@ package sandbox
 import (
 	"crypto/sha256"
 	"database/sql"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"

@@ -87,12 +87,12 @@ type rowScanner interface{ Scan(dest ...any) error }
 
 func scanObject(row rowScanner) (object, error) {
 	var (
-		o                          object
-		method, code, destination  string
-		amount                     int64
-		received, expires          sql.NullInt64
-		bankRef, cryptoAddr        sql.NullString
-		created, updated           int64
+		o                         object
+		method, code, destination string
+		amount                    int64
+		received, expires         sql.NullInt64
+		bankRef, cryptoAddr       sql.NullString
+		created, updated          int64
 	)
 	if err := row.Scan(&o.ID, &o.Object, &o.Reference, &method, &code, &amount, &received, &o.Status, &o.DeclineCode, &o.Message, &o.Scenario,
 		&o.CardBrand, &o.CardLast4, &o.CardToken, &o.OTPAttempts, &bankRef, &cryptoAddr, &o.Network, &o.Confirmations, &o.RequiredConfs,
