@@ -621,7 +621,9 @@ func TestPayoutsEndToEnd(t *testing.T) {
 				start: payments.Declined, final: payments.Declined, reason: psp.DeclineDoNotHonour, payout: "50.00"},
 			{name: "card delayed", method: "card", dest: func() psp.Destination { return psp.Destination{CardToken: w.cardToken("4000000000000093")} },
 				start: payments.Pending, settle: func(payments.Payment) { w.wait(sandbox.DefaultDelayedOutcome) }, final: payments.Succeeded, payout: "50.00"},
-			{name: "bank paid", method: "bank-transfer", dest: func() psp.Destination { return psp.Destination{IBAN: "DE89 3704 0044 0532 0130 00", HolderName: holder} },
+			{name: "bank paid", method: "bank-transfer", dest: func() psp.Destination {
+				return psp.Destination{IBAN: "DE89 3704 0044 0532 0130 00", HolderName: holder}
+			},
 				start: payments.Succeeded, final: payments.Succeeded, payout: "45.00"},
 			{name: "bank rejected", method: "bank-transfer", dest: func() psp.Destination { return psp.Destination{IBAN: sandbox.RejectedIBAN, HolderName: holder} },
 				start: payments.Declined, final: payments.Declined, reason: psp.DeclineAccountClosed, payout: "45.00"},
