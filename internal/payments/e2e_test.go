@@ -605,15 +605,14 @@ func TestPayoutsEndToEnd(t *testing.T) {
 		w := newWorld(t, db)
 		holder := "T. Rader"
 		tests := []struct {
-			name    string
-			method  string
-			dest    func() psp.Destination
-			start   payments.Status // right after Start
-			settle  func(p payments.Payment)
-			final   payments.Status
-			reason  string
-			payout  string // what the provider pays
-			control string
+			name   string
+			method string
+			dest   func() psp.Destination
+			start  payments.Status // right after Start
+			settle func(p payments.Payment)
+			final  payments.Status
+			reason string
+			payout string // what the provider pays
 		}{
 			{name: "card paid", method: "card", dest: func() psp.Destination { return psp.Destination{CardToken: w.cardToken("4242424242424242")} },
 				start: payments.Succeeded, final: payments.Succeeded, payout: "50.00"},
