@@ -32,6 +32,10 @@ type fakeBroker struct {
 	inapp       map[int64]string  // userId → the inappToken last issued
 	calls       []string          // "path userId/code inappToken"
 	generated   map[string]string // OT token → "userId"
+
+	// screens, when set, serves the broker's HTML screens (/auth/login,
+	// /inapp/...) instead of refusing them.
+	screens http.Handler
 }
 
 func newFakeBroker(t *testing.T) *fakeBroker {
@@ -49,6 +53,10 @@ func (b *fakeBroker) fail(w http.ResponseWriter, status int, code string) {
 }
 
 func (b *fakeBroker) serve(w http.ResponseWriter, r *http.Request) {
+	if b.screens != nil && !strings.HasPrefix(r.URL.Path, "/oauth2/") {
+		b.screens.ServeHTTP(w, r)
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var in struct {
