@@ -201,7 +201,7 @@ type Instructions struct {
 	RequiredConfirmations int    `json:"requiredConfirmations,omitempty"`
 
 	// Amount is what to send, in the payment's currency.
-	Amount money.Amount `json:"amount"`
+	Amount money.Amount `json:"amount,omitzero"`
 	// ExpiresAt is when the provider stops waiting for the money.
 	ExpiresAt time.Time `json:"expiresAt,omitzero"`
 }
