@@ -67,6 +67,15 @@ func (r *Runner) claim(ctx context.Context, limit int) ([]claimedJob, int, error
 		now := r.clock.Now()
 		err := r.db.Transact(ctx, func(tx *sqlstore.Tx) error {
 			run, dead = run[:0], dead[:0]
+			if tx.Dialect() == sqlstore.Postgres {
+				// Read jobs_due in due order and stop at the limit. With
+				// stale statistics (say, analysed while the queue was
+				// empty) the planner otherwise may fetch every due job and
+				// sort them, which makes each claim cost the whole backlog.
+				if _, err := tx.Exec(ctx, `SET LOCAL enable_sort = off`); err != nil {
+					return err
+				}
+			}
 			args := []any{sqlstore.Micros(now), token, r.opts.WorkerID, sqlstore.Micros(now),
 				sqlstore.Micros(now.Add(r.opts.Lease)), sqlstore.Micros(now)}
 			for _, k := range kinds {
