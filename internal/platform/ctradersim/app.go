@@ -386,14 +386,20 @@ func (a *app) mount(mux *http.ServeMux) {
 }
 
 // successPath is the path of the configured success URL, served as the
-// success page (it must be on the simulator's origin to be seen).
+// success page too (it must be on the simulator's origin to be seen). Paths
+// of the simulator's own routes are not taken over.
 func (a *app) successPath() string {
 	if a.cfg.SuccessURL == "" {
 		return ""
 	}
 	u, err := url.Parse(a.cfg.SuccessURL)
-	if err != nil || u.Path == "" || u.Path == "/" || strings.HasPrefix(u.Path, "/v2/") || strings.HasPrefix(u.Path, "/cid/") || strings.HasPrefix(u.Path, "/_sim/") {
+	if err != nil || u.Path == "" || u.Path == "/" || strings.ContainsAny(u.Path, "{}") {
 		return ""
+	}
+	for _, taken := range []string{"/app/", "/v2/", "/cid/", "/ctid2/", "/ctrader/", "/_sim/"} {
+		if strings.HasPrefix(u.Path, taken) { // the simulator's own routes; /app/success is served anyway
+			return ""
+		}
 	}
 	return u.Path
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -328,5 +329,43 @@ func TestFakeAppHandoff(t *testing.T) {
 	}
 	if status, _ := s.call(t, "GET", "/app/login", "", map[string]string{"Accept": "text/html"}); status != 400 {
 		t.Errorf("broker login in handoff mode: %d, want 400", status)
+	}
+}
+
+func TestFakeAppSuccessURLs(t *testing.T) {
+	for _, tt := range []struct {
+		successURL string
+		path       string // served as the success page
+		warn       bool   // the app says it cannot see the frame arrive
+	}{
+		{"", "/app/success", false},
+		{"http://sim.test:8081/callback/success", "/callback/success", false},
+		{"https://crm.example.com/callback/success", "/callback/success", true},
+		{"http://sim.test:8081/app/login", "/app/success", false}, // a route of the app is not taken over
+		{"http://sim.test:8081/v2/{x}", "/app/success", false},
+	} {
+		t.Run(tt.successURL, func(t *testing.T) {
+			s := startSim(t, func(c *ctradersim.Config) {
+				c.App = ctradersim.AppConfig{BrokerURL: "http://127.0.0.1:1", SuccessURL: tt.successURL}
+			})
+			get := func(path string) (int, string) {
+				req, _ := http.NewRequest("GET", s.srv.URL()+path, nil)
+				req.Host = "sim.test:8081" // as a browser that reached the simulator under that name
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer res.Body.Close()
+				b, _ := io.ReadAll(res.Body)
+				return res.StatusCode, string(b)
+			}
+			if status, page := get(tt.path); status != 200 || !strings.Contains(page, "Success URL reached") {
+				t.Errorf("GET %s: %d", tt.path, status)
+			}
+			_, index := get("/app/")
+			if got := strings.Contains(index, "not on this simulator's origin"); got != tt.warn {
+				t.Errorf("warning shown %v, want %v", got, tt.warn)
+			}
+		})
 	}
 }
