@@ -53,11 +53,14 @@ func (s *Service) pollJob(ctx context.Context, j jobs.Job) error {
 		return jobs.Permanent(fmt.Errorf("payments.poll: malformed payload %s", j.Payload))
 	}
 	p, err := s.Poll(ctx, pl.PaymentID)
-	if errs.Is(err, errs.NotFound) {
+	switch {
+	case errs.Is(err, errs.NotFound):
 		return jobs.Permanent(err)
-	}
-	if err != nil {
-		return err
+	case errs.Is(err, errs.Internal):
+		return err // our own failure: retry this poll
+	case err != nil:
+		// The provider failed to answer; the next poll asks again.
+		s.log.WarnContext(ctx, "status poll failed", "payment", pl.PaymentID, "poll", pl.N, "err", err)
 	}
 	if p.Status.Final() || p.Status == Review {
 		return nil

@@ -146,10 +146,6 @@ type createPayoutRequest struct {
 	Customer    wireCustomer    `json:"customer"`
 }
 
-func writeAPIError(w http.ResponseWriter, r *http.Request, err error) {
-	httpx.WriteProblem(w, r, err)
-}
-
 func hashOf(parts ...string) string {
 	h := sha256.New()
 	for _, p := range parts {
@@ -177,17 +173,17 @@ func (s *Server) apiCreatePayment(w http.ResponseWriter, r *http.Request) {
 	const op = "sandbox.createPayment"
 	var req createPaymentRequest
 	if err := httpx.DecodeJSON(w, r, &req, httpx.DecodeOptions{}); err != nil {
-		writeAPIError(w, r, err)
+		httpx.WriteProblem(w, r, err)
 		return
 	}
 	o, err := s.newPayment(req)
 	if err != nil {
-		writeAPIError(w, r, errs.Wrap(op, err))
+		httpx.WriteProblem(w, r, errs.Wrap(op, err))
 		return
 	}
 	out, created, err := s.create(r.Context(), o, func(c *change) { s.opening(c) })
 	if err != nil {
-		writeAPIError(w, r, err)
+		httpx.WriteProblem(w, r, err)
 		return
 	}
 	s.answerCreate(w, r, out, created, o.RequestHash)
@@ -195,7 +191,7 @@ func (s *Server) apiCreatePayment(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) answerCreate(w http.ResponseWriter, r *http.Request, out object, created bool, hash string) {
 	if !created && out.RequestHash != hash {
-		writeAPIError(w, r, errs.Ef(errs.Conflict, "sandbox.create", "reference %s was used for another %s", out.Reference, out.Object))
+		httpx.WriteProblem(w, r, errs.Ef(errs.Conflict, "sandbox.create", "reference %s was used for another %s", out.Reference, out.Object))
 		return
 	}
 	status := http.StatusOK
@@ -301,12 +297,12 @@ func (s *Server) apiCreatePayout(w http.ResponseWriter, r *http.Request) {
 	const op = "sandbox.createPayout"
 	var req createPayoutRequest
 	if err := httpx.DecodeJSON(w, r, &req, httpx.DecodeOptions{}); err != nil {
-		writeAPIError(w, r, err)
+		httpx.WriteProblem(w, r, err)
 		return
 	}
 	o, err := s.newPayout(r, req)
 	if err != nil {
-		writeAPIError(w, r, errs.Wrap(op, err))
+		httpx.WriteProblem(w, r, errs.Wrap(op, err))
 		return
 	}
 	out, created, err := s.create(r.Context(), o, func(c *change) {
@@ -326,7 +322,7 @@ func (s *Server) apiCreatePayout(w http.ResponseWriter, r *http.Request) {
 		}
 	})
 	if err != nil {
-		writeAPIError(w, r, err)
+		httpx.WriteProblem(w, r, err)
 		return
 	}
 	s.answerCreate(w, r, out, created, o.RequestHash)
@@ -400,7 +396,7 @@ func (s *Server) apiGet(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		o, err := s.load(r.Context(), s.db, `object = ? AND reference = ?`, kind, r.PathValue("reference"))
 		if err != nil {
-			writeAPIError(w, r, err)
+			httpx.WriteProblem(w, r, err)
 			return
 		}
 		httpx.WriteJSON(w, http.StatusOK, s.wire(o))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/opencashier/cashier/internal/clock"
 	"github.com/opencashier/cashier/internal/errs"
+	"github.com/opencashier/cashier/internal/httpx"
 	"github.com/opencashier/cashier/internal/jobs"
 	"github.com/opencashier/cashier/internal/psp"
 	"github.com/opencashier/cashier/internal/sqlstore"
@@ -202,13 +203,13 @@ func (s *Server) RegisterJobs(r *jobs.Runner) {
 func (s *Server) Routes(mux *http.ServeMux) {
 	pages := http.NewCrossOriginProtection()
 	page := func(pattern string, h http.HandlerFunc) {
-		mux.Handle(pattern, pages.Handler(noStore(h)))
+		mux.Handle(pattern, pages.Handler(httpx.NoStore(h)))
 	}
 	control := func(pattern string, h http.HandlerFunc) {
-		mux.Handle(pattern, pages.Handler(noStore(s.controlAuth(h))))
+		mux.Handle(pattern, pages.Handler(httpx.NoStore(s.controlAuth(h))))
 	}
 	api := func(pattern string, h http.HandlerFunc) {
-		mux.Handle(pattern, noStore(s.apiAuth(h)))
+		mux.Handle(pattern, httpx.NoStore(s.apiAuth(h)))
 	}
 	api("POST "+Prefix+"/api/payments", s.apiCreatePayment)
 	api("GET "+Prefix+"/api/payments/{reference}", s.apiGet("payment"))
@@ -238,19 +239,12 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-func noStore(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		h.ServeHTTP(w, r)
-	})
-}
-
 func (s *Server) apiAuth(h http.HandlerFunc) http.HandlerFunc {
 	want := []byte("Bearer " + s.opts.APIKey)
 	return func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
-			writeAPIError(w, r, errs.E(errs.Unauthorized, "sandbox.api", "missing or wrong API key"))
+			httpx.WriteProblem(w, r, errs.E(errs.Unauthorized, "sandbox.api", "missing or wrong API key"))
 			return
 		}
 		h(w, r)
