@@ -164,9 +164,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	srvCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	srv, err := Start(srvCtx, cfg)
+	// Main stops the server itself when ctx ends, so that it can save the
+	// state after the last request.
+	srv, err := Start(context.Background(), cfg)
 	if err != nil {
 		return fmt.Errorf("cashier sim: %w", err)
 	}

@@ -172,8 +172,6 @@ type wsError struct {
 	description string
 }
 
-func (e *wsError) Error() string { return fmt.Sprintf("%d %s: %s", e.status, e.code, e.description) }
-
 func wsErr(status int, code, format string, args ...any) *wsError {
 	return &wsError{status: status, code: code, description: fmt.Sprintf(format, args...)}
 }
