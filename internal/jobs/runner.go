@@ -37,9 +37,10 @@ type Options struct {
 	// it again (default 1 minute), measured by Clock.
 	Lease time.Duration
 	// HeartbeatInterval is how often, in real time, a running job's lease
-	// is renewed to Clock.Now()+Lease (default Lease/3; negative: never, so
-	// a handler must finish within Lease). A renewal that finds the job
-	// claimed by another run cancels the handler's context.
+	// is renewed to Clock.Now()+Lease (default Lease/3, at most Lease/2;
+	// negative: never, so a handler must finish within Lease). A renewal
+	// that finds the job claimed by another run cancels the handler's
+	// context.
 	HeartbeatInterval time.Duration
 	// PollInterval is how often, in real time, Run looks for due jobs when
 	// not woken by Notify (default 1 second).
@@ -136,6 +137,9 @@ func NewRunner(db *sqlstore.DB, opts Options) *Runner {
 	}
 	if opts.HeartbeatInterval == 0 {
 		opts.HeartbeatInterval = opts.Lease / 3
+	}
+	if opts.HeartbeatInterval > 0 {
+		opts.HeartbeatInterval = max(min(opts.HeartbeatInterval, opts.Lease/2), time.Millisecond)
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = DefaultPollInterval
