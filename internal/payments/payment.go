@@ -63,6 +63,7 @@ const (
 
 // Sources of a status change or stored event.
 const (
+	SourceCreate   = "create"
 	SourceStart    = "start"
 	SourceWebhook  = "webhook"
 	SourcePoll     = "poll"
@@ -145,7 +146,7 @@ type StatusChange struct {
 	From   Status
 	To     Status
 	Reason string
-	Source string // start, webhook, poll or operator
+	Source string // create, start, webhook, poll or operator
 	// EventID is our id of the stored provider event that caused the
 	// change, if any.
 	EventID string

@@ -157,6 +157,10 @@ func CheckMethods(c *Catalog, r *psp.Registry) error {
 	return nil
 }
 
+// now is the clock's time at the precision the database keeps
+// (microseconds), so a payment read back equals the one returned.
+func (s *Service) now() time.Time { return s.clock.Now().UTC().Truncate(time.Microsecond) }
+
 // Methods returns the service's method catalog.
 func (s *Service) Methods() *Catalog { return s.catalog }
 
@@ -374,7 +378,7 @@ func requestHash(parts ...any) string {
 }
 
 func (s *Service) newPayment(id string, d Direction, m Method, price Price, c Customer, returnURL, lang string) Payment {
-	now := s.clock.Now()
+	now := s.now()
 	p := Payment{
 		ID: id, Direction: d, MethodID: m.ID, Kind: m.Kind, Provider: m.Provider,
 		CustomerID: c.ID, AccountID: c.AccountID, Country: c.Country,
@@ -416,7 +420,7 @@ func (s *Service) create(ctx context.Context, p Payment, hash string) (Payment, 
 			out, err = s.getTx(ctx, tx, p.ID, false)
 			return err
 		}
-		if err := insertHistory(ctx, tx, p.ID, StatusChange{From: "", To: Created, Source: SourceStart, At: p.CreatedAt}); err != nil {
+		if err := insertHistory(ctx, tx, p.ID, StatusChange{From: "", To: Created, Source: SourceCreate, At: p.CreatedAt}); err != nil {
 			return err
 		}
 		if err := s.schedulePoll(ctx, tx, p.ID, 1); err != nil {
@@ -544,7 +548,7 @@ func (s *Service) apply(ctx context.Context, provider string, snap snapshot, sou
 		outcome Outcome
 	)
 	err = s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
-		now := s.clock.Now()
+		now := s.now()
 		stored, err := insertEvent(ctx, tx, StoredEvent{
 			ID: eventID, Provider: provider, ProviderEventID: providerEventID, Source: source,
 			Body: snap.Raw, Outcome: OutcomeUnchanged, ReceivedAt: now,
@@ -668,7 +672,7 @@ func (s *Service) transition(ctx context.Context, id string, to Status, reason, 
 			return errs.Ef(errs.Conflict, op, "payment %s is %s", id, p.Status)
 		}
 		from := p.Status
-		now := s.clock.Now()
+		now := s.now()
 		p.Status, p.Reason, p.Message, p.UpdatedAt = to, reason, message, now
 		if to.Final() {
 			p.FinalAt = now

@@ -192,7 +192,7 @@ func TestDepositLifecycleIsMonotonic(t *testing.T) {
 		for _, c := range hist {
 			h = append(h, string(c.From)+">"+string(c.To)+"@"+c.Source)
 		}
-		if diff := cmp.Diff([]string{">created@start", "created>pending@start", "pending>authorised@webhook", "authorised>succeeded@webhook"}, h); diff != "" {
+		if diff := cmp.Diff([]string{">created@create", "created>pending@start", "pending>authorised@webhook", "authorised>succeeded@webhook"}, h); diff != "" {
 			t.Errorf("history (-want +got):\n%s", diff)
 		}
 		events, err := e.svc.Events(ctx, p.ID)

@@ -202,7 +202,7 @@ func (s *Server) create(ctx context.Context, o object, fn func(c *change)) (obje
 		created bool
 	)
 	err := s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
-		c := &change{obj: o, now: s.clock.Now()}
+		c := &change{obj: o, now: s.now()}
 		c.obj.CreatedAt, c.obj.UpdatedAt = c.now, c.now
 		fn(c)
 		res, err := tx.Exec(ctx, `INSERT INTO sandbox_payments (id, `+objectColumns[len("id, "):]+`)
@@ -235,7 +235,7 @@ func (s *Server) mutate(ctx context.Context, id string, fn func(c *change) error
 		if err != nil {
 			return err
 		}
-		c := &change{obj: o, now: s.clock.Now()}
+		c := &change{obj: o, now: s.now()}
 		if err := fn(c); err != nil {
 			return err
 		}
@@ -313,6 +313,9 @@ func (s *Server) emit(ctx context.Context, tx *sqlstore.Tx, c *change) error {
 	}
 	return nil
 }
+
+// now is the clock's time at the database's precision (microseconds).
+func (s *Server) now() time.Time { return s.clock.Now().UTC().Truncate(time.Microsecond) }
 
 func newID(prefix string) (string, error) {
 	u, err := uuid.NewV7()
