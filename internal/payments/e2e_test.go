@@ -117,10 +117,13 @@ func newWorld(t *testing.T, db *sqlstore.DB, opts ...func(*sandbox.Options)) *wo
 		t.Fatal(err)
 	}
 	w.runner = jobs.NewRunner(db, jobs.Options{Clock: w.clk, Workers: 1, Logger: logger})
-	w.svc.RegisterJobs(w.runner)
-	w.sandbox.RegisterJobs(w.runner)
+	for _, handlers := range []map[string]jobs.Handler{w.svc.JobHandlers(), w.sandbox.JobHandlers()} {
+		for kind, h := range handlers {
+			w.runner.Handle(kind, h)
+		}
+	}
 
-	w.sandbox.Routes(mux)
+	w.sandbox.Routes(mux.Handle)
 	intake := w.svc.WebhookHandler()
 	mux.Handle(payments.WebhookPattern, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.mu.Lock()

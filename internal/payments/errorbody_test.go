@@ -77,7 +77,7 @@ func TestWebhookIntakeRefusesOversizedBodies(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
 		e := newEnv(t, db)
 		mux := http.NewServeMux()
-		e.svc.Routes(mux)
+		e.svc.Routes(mux.Handle)
 		req := httptest.NewRequestWithContext(context.Background(), "POST", "/psp/fake/webhook", bytes.NewReader(make([]byte, MaxWebhookBody+1)))
 		rec := httptest.NewRecorder()
 		mux.ServeHTTP(rec, req)

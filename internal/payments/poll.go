@@ -11,7 +11,7 @@ import (
 	"github.com/opencashier/cashier/internal/sqlstore"
 )
 
-// PollJobKind is the job kind of the status poll; RegisterJobs handles it.
+// PollJobKind is the job kind of the status poll (see JobHandlers).
 const PollJobKind = "payments.poll"
 
 type pollPayload struct {
@@ -19,10 +19,10 @@ type pollPayload struct {
 	N         int    `json:"n"` // 1 for the first poll
 }
 
-// RegisterJobs registers the service's job handlers (the status poll) with
-// a runner.
-func (s *Service) RegisterJobs(r *jobs.Runner) {
-	r.Handle(PollJobKind, s.pollJob)
+// JobHandlers returns the service's job handlers by kind (the status
+// poll), for the cashier's job runner.
+func (s *Service) JobHandlers() map[string]jobs.Handler {
+	return map[string]jobs.Handler{PollJobKind: s.pollJob}
 }
 
 // pollInterval is the wait before poll n: PollAfter·2^(n-1), at most PollMax.

@@ -83,7 +83,9 @@ func newEnv(t *testing.T, db *sqlstore.DB) *env {
 		t.Fatal(err)
 	}
 	e.runner = jobs.NewRunner(db, jobs.Options{Clock: e.clk, Workers: 1, Logger: discard})
-	e.svc.RegisterJobs(e.runner)
+	for kind, h := range e.svc.JobHandlers() {
+		e.runner.Handle(kind, h)
+	}
 	return e
 }
 

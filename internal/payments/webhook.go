@@ -15,9 +15,10 @@ const MaxWebhookBody = 1 << 20
 // WebhookPattern is the route of the webhook intake.
 const WebhookPattern = "POST /psp/{provider}/webhook"
 
-// Routes registers the webhook intake, WebhookPattern, on mux.
-func (s *Service) Routes(mux *http.ServeMux) {
-	mux.Handle(WebhookPattern, s.WebhookHandler())
+// Routes registers the webhook intake, WebhookPattern, with mount: pass
+// the server's Mount, or an http.ServeMux's Handle.
+func (s *Service) Routes(mount func(pattern string, h http.Handler)) {
+	mount(WebhookPattern, s.WebhookHandler())
 }
 
 // WebhookHandler is the intake of provider webhooks at

@@ -63,7 +63,7 @@ func newRig(t *testing.T, db *sqlstore.DB, change func(*Options)) *rig {
 	if r.client, err = NewClient(ClientOptions{BaseURL: r.srv.URL + Prefix, APIKey: testKey, WebhookSecret: testSecret, Clock: r.clk}); err != nil {
 		t.Fatal(err)
 	}
-	r.server.Routes(mux)
+	r.server.Routes(mux.Handle)
 	mux.HandleFunc("POST /hook", func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		ev, err := r.client.ParseWebhook(req.Header, body)
@@ -76,7 +76,9 @@ func newRig(t *testing.T, db *sqlstore.DB, change func(*Options)) *rig {
 		r.mu.Unlock()
 	})
 	r.runner = jobs.NewRunner(db, jobs.Options{Clock: r.clk, Workers: 1, Logger: logger})
-	r.server.RegisterJobs(r.runner)
+	for kind, h := range r.server.JobHandlers() {
+		r.runner.Handle(kind, h)
+	}
 	r.browser = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return r
 }

@@ -190,26 +190,26 @@ func NewServer(db *sqlstore.DB, opts Options) (*Server, error) {
 	}, nil
 }
 
-// RegisterJobs registers the sandbox's job handlers (webhook delivery and
-// timers) with a runner.
-func (s *Server) RegisterJobs(r *jobs.Runner) {
-	r.Handle(webhookJobKind, s.deliverJob)
-	r.Handle(timerJobKind, s.timerJob)
+// JobHandlers returns the sandbox's job handlers by kind (webhook delivery
+// and timers), for the cashier's job runner.
+func (s *Server) JobHandlers() map[string]jobs.Handler {
+	return map[string]jobs.Handler{webhookJobKind: s.deliverJob, timerJobKind: s.timerJob}
 }
 
-// Routes registers the sandbox's routes under Prefix on mux: the API
-// (bearer token), the hosted checkout pages, the control page and the
-// stylesheet. Pages are protected against cross-origin form posts.
-func (s *Server) Routes(mux *http.ServeMux) {
+// Routes registers the sandbox's routes under Prefix with mount (the
+// server's Mount, or an http.ServeMux's Handle): the API (bearer token),
+// the hosted checkout pages, the control page and the stylesheet. Pages
+// are protected against cross-origin form posts.
+func (s *Server) Routes(mount func(pattern string, h http.Handler)) {
 	pages := http.NewCrossOriginProtection()
 	page := func(pattern string, h http.HandlerFunc) {
-		mux.Handle(pattern, pages.Handler(httpx.NoStore(h)))
+		mount(pattern, pages.Handler(httpx.NoStore(h)))
 	}
 	control := func(pattern string, h http.HandlerFunc) {
-		mux.Handle(pattern, pages.Handler(httpx.NoStore(s.controlAuth(h))))
+		mount(pattern, pages.Handler(httpx.NoStore(s.controlAuth(h))))
 	}
 	api := func(pattern string, h http.HandlerFunc) {
-		mux.Handle(pattern, httpx.NoStore(s.apiAuth(h)))
+		mount(pattern, httpx.NoStore(s.apiAuth(h)))
 	}
 	api("POST "+Prefix+"/api/payments", s.apiCreatePayment)
 	api("GET "+Prefix+"/api/payments/{reference}", s.apiGet("payment"))
@@ -229,13 +229,13 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	control("POST "+Prefix+"/control/settings", s.controlSettings)
 
 	static := http.FileServerFS(staticFS)
-	mux.Handle("GET "+Prefix+"/static/", http.StripPrefix(Prefix, static))
+	mount("GET "+Prefix+"/static/", http.StripPrefix(Prefix, static))
 }
 
 // Handler returns the sandbox's routes as a handler of their own.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	s.Routes(mux)
+	s.Routes(mux.Handle)
 	return mux
 }
 
