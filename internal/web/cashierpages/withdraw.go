@@ -1,0 +1,534 @@
+package cashierpages
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/opencashier/cashier/internal/errs"
+	"github.com/opencashier/cashier/internal/httpx"
+	"github.com/opencashier/cashier/internal/money"
+	"github.com/opencashier/cashier/internal/payments"
+	"github.com/opencashier/cashier/internal/psp"
+	"github.com/opencashier/cashier/internal/web"
+)
+
+// Details keys a withdrawal request carries, by method kind.
+const (
+	fieldHolder  = "holderName"
+	fieldIBAN    = "iban"
+	fieldBIC     = "bic"
+	fieldWallet  = "walletId"
+	fieldAddress = "address"
+)
+
+// fieldSpec is one method-specific input of the withdrawal form.
+type fieldSpec struct {
+	Name         string
+	Label        string // message id
+	Hint         string // message id
+	Bad          string // message id of the error
+	Check        string // the script's live check: iban, bic, wallet, address, name
+	Required     bool
+	Autocomplete string
+	InputMode    string
+}
+
+// fieldsFor returns the inputs a method kind needs.
+func fieldsFor(kind psp.MethodKind) []fieldSpec {
+	switch kind {
+	case psp.BankTransfer:
+		return []fieldSpec{
+			{Name: fieldHolder, Label: "cashier.field.holder", Hint: "cashier.field.holder_hint", Bad: "cashier.field.holder_error", Check: "name", Required: true, Autocomplete: "name"},
+			{Name: fieldIBAN, Label: "cashier.field.iban", Hint: "cashier.field.iban_hint", Bad: "cashier.field.iban_error", Check: "iban", Required: true, Autocomplete: "off"},
+			{Name: fieldBIC, Label: "cashier.field.bic", Hint: "cashier.field.bic_hint", Bad: "cashier.field.bic_error", Check: "bic", Autocomplete: "off"},
+		}
+	case psp.EWallet:
+		return []fieldSpec{{Name: fieldWallet, Label: "cashier.field.wallet", Hint: "cashier.field.wallet_hint", Bad: "cashier.field.wallet_error", Check: "wallet", Required: true, Autocomplete: "email", InputMode: "email"}}
+	case psp.Crypto:
+		return []fieldSpec{{Name: fieldAddress, Label: "cashier.field.address", Hint: "cashier.field.address_hint", Bad: "cashier.field.address_error", Check: "address", Required: true, Autocomplete: "off"}}
+	}
+	return nil
+}
+
+var (
+	bicRe     = regexp.MustCompile(`^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$`)
+	walletRe  = regexp.MustCompile(`^[^\s@]{1,64}(@[^\s@]{1,100})?$`)
+	addressRe = regexp.MustCompile(`^[A-Za-z0-9]{20,120}$`)
+)
+
+// checkField validates and normalises one input; it returns the message id
+// of the problem, or "".
+func checkField(name, v string) (string, string) {
+	v = strings.TrimSpace(v)
+	switch name {
+	case fieldHolder:
+		if n := len([]rune(v)); n < 2 || n > 100 || strings.IndexFunc(v, unicode.IsControl) >= 0 {
+			return v, "cashier.field.holder_error"
+		}
+	case fieldIBAN:
+		v = psp.NormalizeIBAN(v)
+		if !psp.ValidIBAN(v) {
+			return v, "cashier.field.iban_error"
+		}
+	case fieldBIC:
+		v = strings.ToUpper(strings.ReplaceAll(v, " ", ""))
+		if v != "" && !bicRe.MatchString(v) {
+			return v, "cashier.field.bic_error"
+		}
+	case fieldWallet:
+		if len(v) < 3 || !walletRe.MatchString(v) {
+			return v, "cashier.field.wallet_error"
+		}
+	case fieldAddress:
+		if !addressRe.MatchString(v) {
+			return v, "cashier.field.address_error"
+		}
+	}
+	return v, ""
+}
+
+func (s *screens) withdrawEntry(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Has("token") {
+		s.open(w, r, opWithdraw)
+		return
+	}
+	if !r.URL.Query().Has("s") {
+		s.problem(w, r, prefsOf(r), http.StatusBadRequest, "cashier.error.no_token", "")
+		return
+	}
+	f, ok := s.flowOf(w, r)
+	if !ok {
+		return
+	}
+	if f.h.Login == 0 {
+		s.chooseAccountPage(w, r, f, opWithdraw)
+		return
+	}
+	opts, err := s.fund.WithdrawalOptions(r.Context(), f.cust, f.h.Login)
+	if err != nil {
+		s.fundingError(w, r, f, "withdrawal options", err, "")
+		return
+	}
+	lang := s.r.Lang(f.p.Lang)
+	tr := web.T(lang)
+	d := methodsData{common: s.common(r, f.p, f.raw, opWithdraw, 1), Account: viewAccount(opts.Account, lang)}
+	for _, m := range opts.Methods {
+		rules := m.Rules(payments.Withdrawal)
+		if rules == nil {
+			continue
+		}
+		cur := defaultCurrency(rules, opts.Account.Currency.Code)
+		d.Methods = append(d.Methods, methodRow{ID: m.ID, Name: m.Name(lang), Icon: icon(m.Icon),
+			Limits: limitText(rules.Limits[cur], tr, lang), Fee: feeText(rules.Fee, cur, tr, lang),
+			URL: f.link(s.opt.Prefix+"/withdraw/details", "method", m.ID)})
+	}
+	switch {
+	case len(d.Methods) == 0:
+		d.Empty = tr.Get("cashier.withdraw.no_methods")
+	case opts.Account.Withdrawable.Sign() <= 0:
+		d.Empty = tr.Get("cashier.withdraw.nothing")
+		d.Methods = nil
+	}
+	s.render(w, http.StatusOK, "cashier_methods", f.p, "", "", d)
+}
+
+// withdrawForm is the details step's input.
+type withdrawForm struct {
+	Method payments.Method
+	Amount string
+	Values map[string]string
+	Errors map[string]string // field → message id
+}
+
+func (s *screens) readWithdrawForm(w http.ResponseWriter, r *http.Request, f *flow) (WithdrawalOptions, withdrawForm, bool) {
+	opts, err := s.fund.WithdrawalOptions(r.Context(), f.cust, f.h.Login)
+	if err != nil {
+		s.fundingError(w, r, f, "withdrawal options", err, "")
+		return opts, withdrawForm{}, false
+	}
+	id := r.FormValue("method")
+	i := slices.IndexFunc(opts.Methods, func(m payments.Method) bool { return m.ID == id && m.Withdrawal != nil })
+	if i < 0 {
+		s.problem(w, r, f.p, http.StatusNotFound, "cashier.error.method", f.link(s.opt.WithdrawPath))
+		return opts, withdrawForm{}, false
+	}
+	wf := withdrawForm{Method: opts.Methods[i], Amount: r.FormValue("amount"), Values: map[string]string{}, Errors: map[string]string{}}
+	if len(wf.Amount) > 40 {
+		wf.Amount = wf.Amount[:40]
+	}
+	for _, fs := range fieldsFor(wf.Method.Kind) {
+		v := r.FormValue(fs.Name)
+		if len(v) > 200 {
+			v = v[:200]
+		}
+		wf.Values[fs.Name] = v
+	}
+	return opts, wf, true
+}
+
+// check validates the form on the server: the amount in the account's
+// currency, within the method's limits and the withdrawable amount, and
+// each field. It returns the amount and the form-level message, if any.
+func (wf *withdrawForm) check(opts WithdrawalOptions, tr web.Translator, lang string) (money.Amount, string) {
+	for _, fs := range fieldsFor(wf.Method.Kind) {
+		v, problem := checkField(fs.Name, wf.Values[fs.Name])
+		wf.Values[fs.Name] = v
+		if v == "" && !fs.Required {
+			continue
+		}
+		if problem != "" {
+			wf.Errors[fs.Name] = problem
+		}
+	}
+	cur := opts.Account.Currency
+	amount, err := parseAmount(wf.Amount, cur)
+	if err != nil {
+		return amount, tr.Get("cashier.error.amount", "Currency", cur.Code, "Digits", cur.Digits)
+	}
+	if l, ok := wf.Method.Withdrawal.Limits[cur.Code]; ok {
+		if c, _ := amount.Cmp(l.Min); !l.Min.IsZero() && c < 0 {
+			return amount, tr.Get("cashier.error.below_min", "Method", wf.Method.Name(lang), "Limit", l.Min.Display(lang))
+		}
+		if c, _ := amount.Cmp(l.Max); !l.Max.IsZero() && c > 0 {
+			return amount, tr.Get("cashier.error.above_max", "Method", wf.Method.Name(lang), "Limit", l.Max.Display(lang))
+		}
+	}
+	if c, err := amount.Cmp(opts.Account.Withdrawable); err == nil && c > 0 {
+		return amount, tr.Get("cashier.error.insufficient", "Available", opts.Account.Withdrawable.Display(lang), "Requested", amount.Display(lang))
+	}
+	if len(wf.Errors) > 0 {
+		return amount, tr.Get("common.error.invalid")
+	}
+	return amount, ""
+}
+
+type fieldView struct {
+	fieldSpec
+	Label   string
+	Hint    string
+	Value   string
+	Error   string // the server's finding
+	BadText string // what the script says when the check fails
+}
+
+type detailsData struct {
+	common
+	Account  accountView
+	Method   methodRow
+	Amount   string
+	Currency string
+	Limits   string
+	Fee      string
+	Fields   []fieldView
+	CardNote bool
+}
+
+func (s *screens) withdrawDetails(w http.ResponseWriter, r *http.Request) {
+	f, ok := s.flowOf(w, r)
+	if !ok {
+		return
+	}
+	opts, wf, ok := s.readWithdrawForm(w, r, f)
+	if !ok {
+		return
+	}
+	s.detailsPage(w, r, f, opts, wf, http.StatusOK, "")
+}
+
+func (s *screens) detailsPage(w http.ResponseWriter, r *http.Request, f *flow, opts WithdrawalOptions, wf withdrawForm, status int, errText string) {
+	lang := s.r.Lang(f.p.Lang)
+	tr := web.T(lang)
+	rules := wf.Method.Withdrawal
+	cur := opts.Account.Currency.Code
+	d := detailsData{common: s.common(r, f.p, f.raw, opWithdraw, 2), Account: viewAccount(opts.Account, lang), Amount: wf.Amount, Currency: cur,
+		Method: methodRow{ID: wf.Method.ID, Name: wf.Method.Name(lang), Icon: icon(wf.Method.Icon)},
+		Limits: limitText(rules.Limits[cur], tr, lang), Fee: feeText(rules.Fee, cur, tr, lang), CardNote: wf.Method.Kind == psp.Card}
+	for _, fs := range fieldsFor(wf.Method.Kind) {
+		fv := fieldView{fieldSpec: fs, Label: tr.Get(fs.Label), Hint: tr.Get(fs.Hint), Value: wf.Values[fs.Name], BadText: tr.Get(fs.Bad)}
+		if e := wf.Errors[fs.Name]; e != "" {
+			fv.Error = tr.Get(e)
+		}
+		d.Fields = append(d.Fields, fv)
+	}
+	s.renderPage(w, status, "cashier_details", f.p, errText, "", f.link(s.opt.WithdrawPath), d)
+}
+
+type wReviewData struct {
+	common
+	Account accountView
+	Method  methodRow
+	Summary []line
+	Amount  string
+	Hidden  []field
+	FormID  string
+}
+
+// field is a hidden form field.
+type field struct{ Name, Value string }
+
+func (s *screens) withdrawReview(w http.ResponseWriter, r *http.Request) {
+	f, ok := s.flowOf(w, r)
+	if !ok {
+		return
+	}
+	opts, wf, ok := s.readWithdrawForm(w, r, f)
+	if !ok {
+		return
+	}
+	s.wReviewPage(w, r, f, opts, wf, http.StatusOK, "")
+}
+
+func (s *screens) wReviewPage(w http.ResponseWriter, r *http.Request, f *flow, opts WithdrawalOptions, wf withdrawForm, status int, errText string) {
+	lang := s.r.Lang(f.p.Lang)
+	tr := web.T(lang)
+	amount, msg := wf.check(opts, tr, lang)
+	if msg != "" {
+		code := http.StatusUnprocessableEntity
+		if len(wf.Errors) > 0 {
+			code = http.StatusBadRequest
+		}
+		s.detailsPage(w, r, f, opts, wf, code, msg)
+		return
+	}
+	d := wReviewData{common: s.common(r, f.p, f.raw, opWithdraw, 3), Account: viewAccount(opts.Account, lang), Amount: amount.Decimal(),
+		Method: methodRow{ID: wf.Method.ID, Name: wf.Method.Name(lang), Icon: icon(wf.Method.Icon)}, FormID: "wdr_" + newID()}
+	d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.account"), Value: strconv.FormatInt(opts.Account.Login, 10)},
+		line{Label: tr.Get("cashier.summary.method"), Value: d.Method.Name},
+		line{Label: tr.Get("cashier.summary.withdraw_amount"), Value: amount.Display(lang), Strong: true},
+		line{Label: tr.Get("cashier.summary.fee"), Value: feeText(wf.Method.Withdrawal.Fee, opts.Account.Currency.Code, tr, lang)})
+	for _, fs := range fieldsFor(wf.Method.Kind) {
+		v := wf.Values[fs.Name]
+		d.Hidden = append(d.Hidden, field{fs.Name, v})
+		if v != "" {
+			if fs.Name == fieldIBAN {
+				v = groupIBAN(v)
+			}
+			d.Summary = append(d.Summary, line{Label: tr.Get(fs.Label), Value: v})
+		}
+	}
+	s.renderPage(w, status, "cashier_wreview", f.p, errText, "", "", d)
+}
+
+// groupIBAN writes an IBAN in groups of four for reading.
+func groupIBAN(iban string) string {
+	var b strings.Builder
+	for i, r := range iban {
+		if i > 0 && i%4 == 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func (s *screens) withdrawConfirm(w http.ResponseWriter, r *http.Request) {
+	f, ok := s.flowOf(w, r)
+	if !ok {
+		return
+	}
+	opts, wf, ok := s.readWithdrawForm(w, r, f)
+	if !ok {
+		return
+	}
+	lang := s.r.Lang(f.p.Lang)
+	tr := web.T(lang)
+	amount, msg := wf.check(opts, tr, lang)
+	if msg != "" {
+		s.detailsPage(w, r, f, opts, wf, http.StatusUnprocessableEntity, msg)
+		return
+	}
+	id := r.FormValue("id")
+	if len(id) < 8 || len(id) > 64 {
+		s.wReviewPage(w, r, f, opts, wf, http.StatusBadRequest, "common.error.invalid")
+		return
+	}
+	details := map[string]string{}
+	for k, v := range wf.Values {
+		if v != "" {
+			details[k] = v
+		}
+	}
+	wd, err := s.fund.RequestWithdrawal(r.Context(), WithdrawalRequest{ID: id, Customer: f.cust, Login: f.h.Login,
+		MethodID: wf.Method.ID, Amount: amount, Details: details})
+	if err != nil {
+		if body, ok := asInsufficient(err); ok {
+			s.detailsPage(w, r, f, opts, wf, http.StatusUnprocessableEntity, insufficientText(body, opts.Account.Currency, amount, tr, lang))
+			return
+		}
+		if le, ok := payments.AsLimitError(err); ok {
+			s.detailsPage(w, r, f, opts, wf, http.StatusUnprocessableEntity, limitMessage(le, wf.Method.Name(lang), tr, lang))
+			return
+		}
+		switch errs.CodeOf(err) {
+		case errs.Invalid:
+			s.detailsPage(w, r, f, opts, wf, http.StatusBadRequest, tr.Get("common.error.invalid"))
+		case errs.Forbidden, errs.NotFound:
+			s.problem(w, r, f.p, http.StatusForbidden, "cashier.error.not_allowed", f.link(s.opt.WithdrawPath))
+		case errs.Conflict:
+			s.problem(w, r, f.p, http.StatusConflict, "cashier.error.form_used", f.link(s.opt.WithdrawPath))
+		case errs.Unavailable:
+			s.log.WarnContext(r.Context(), "cashier: withdrawal not requested", "err", err)
+			s.wReviewPage(w, r, f, opts, wf, http.StatusServiceUnavailable, tr.Get("common.error.unavailable"))
+		default:
+			s.log.ErrorContext(r.Context(), "cashier: withdrawal not requested", "err", err)
+			s.wReviewPage(w, r, f, opts, wf, http.StatusInternalServerError, tr.Get("common.error.generic"))
+		}
+		return
+	}
+	s.log.InfoContext(r.Context(), "withdrawal requested", "withdrawal", wd.ID, "user", f.cust.UserID, "account", f.h.Login,
+		"method", wf.Method.ID, "amount", amount.String(), "status", wd.Status)
+	t, err := s.ticketFor("w", wd.ID, f.cust, f.h.Login, f.p)
+	if err != nil {
+		s.internal(w, r, f.p, "seal a withdrawal ticket", err)
+		return
+	}
+	http.Redirect(w, r, s.opt.Prefix+"/withdraw/status?"+url.Values{"t": {t}}.Encode(), http.StatusSeeOther)
+}
+
+// insufficientText words an INSUFFICIENT_FUNDS refusal with its amounts.
+func insufficientText(b *payments.ErrorBody, cur money.Currency, requested money.Amount, tr web.Translator, lang string) string {
+	avail := b.AvailableBalance.String()
+	if c, err := money.LookupCurrency(b.Currency); err == nil {
+		cur = c
+	}
+	if a, err := money.ParseNumber(b.AvailableBalance, cur); err == nil {
+		avail = a.Display(lang)
+	}
+	if q, err := money.ParseNumber(b.RequestedAmount, cur); err == nil {
+		requested = q
+	}
+	return tr.Get("cashier.error.insufficient", "Available", avail, "Requested", requested.Display(lang))
+}
+
+// --- status ---
+
+func finalWithdrawal(st string) bool {
+	switch st {
+	case "completed", "rejected", "failed", "returned":
+		return true
+	}
+	return false
+}
+
+// restingWithdrawal: nothing will happen soon (an operator decides), so
+// the page refreshes but the customer may close it.
+func restingWithdrawal(st string) bool {
+	return st == "awaiting_approval" || st == "processing"
+}
+
+func (s *screens) withdrawStatus(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.ticketOf(w, r, "w")
+	if !ok {
+		return
+	}
+	wd, err := s.fund.Withdrawal(r.Context(), t.UserID, t.ID)
+	if err != nil {
+		s.statusError(w, r, t, err)
+		return
+	}
+	s.renderWithdrawStatus(w, r, t, wd, http.StatusOK, "", "")
+}
+
+func (s *screens) renderWithdrawStatus(w http.ResponseWriter, r *http.Request, t ticket, wd Withdrawal, status int, errText, codeErr string) {
+	p := t.prefs()
+	lang := s.r.Lang(p.Lang)
+	tr := web.T(lang)
+	raw := r.FormValue("t")
+	d := statusData{Kind: "withdraw", Status: wd.Status, Ticket: raw, DoneURL: s.opt.SuccessURL, CodeError: codeErr}
+	d.common = s.common(r, p, "", opWithdraw, 4)
+	d.Method = methodRow{ID: wd.MethodID, Name: wd.MethodID}
+	if m, ok := s.methodName(wd.MethodID, lang); ok {
+		d.Method.Name = m
+	}
+	d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.account"), Value: strconv.FormatInt(wd.Login, 10)},
+		line{Label: tr.Get("cashier.summary.method"), Value: d.Method.Name})
+	if !wd.Amount.IsZero() {
+		d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.withdraw_amount"), Value: wd.Amount.Display(lang), Strong: true})
+	}
+	if !wd.Payout.IsZero() {
+		d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.payout"), Value: wd.Payout.Display(lang)})
+	}
+	switch wd.Status {
+	case "awaiting_2fa":
+		d.State, d.Headline, d.Text, d.Code = "waiting", tr.Get("cashier.withdraw.code"), tr.Get("cashier.withdraw.code_text"), true
+	case "awaiting_approval":
+		d.State, d.Headline, d.Text = "resting", tr.Get("cashier.withdraw.approval"), tr.Get("cashier.withdraw.approval_text")
+	case "approved", "payout_sent":
+		d.State, d.Headline, d.Text = "working", tr.Get("cashier.withdraw.paying"), tr.Get("cashier.withdraw.paying_text")
+	case "processing":
+		d.State, d.Headline, d.Text = "resting", tr.Get("cashier.withdraw.processing"), tr.Get("cashier.withdraw.processing_text")
+	case "completed":
+		d.State, d.Headline, d.Text = "success", tr.Get("cashier.withdraw.completed"), tr.Get("cashier.withdraw.completed_text")
+	case "rejected":
+		d.State, d.Headline, d.Text = "failed", tr.Get("cashier.withdraw.rejected"), tr.Get("cashier.withdraw.returned_text")
+	case "failed", "returned":
+		d.State, d.Headline, d.Text = "failed", tr.Get("cashier.withdraw.failed"), tr.Get("cashier.withdraw.returned_text")
+	default: // requested, held, debiting
+		d.State, d.Headline, d.Text = "working", tr.Get("cashier.withdraw.requested"), tr.Get("cashier.withdraw.requested_text")
+	}
+	if !finalWithdrawal(wd.Status) && wd.Status != "awaiting_2fa" {
+		every := s.opt.RefreshEvery
+		if restingWithdrawal(wd.Status) {
+			every *= 5
+		}
+		d.Refresh = strconv.Itoa(int(every.Seconds()))
+		d.PollURL = s.opt.Prefix + "/withdraw/status.json?" + url.Values{"t": {raw}}.Encode()
+	}
+	if wd.Status == "completed" && s.opt.ResultDelay > 0 {
+		d.RedirectURL, d.RedirectAfter = s.opt.SuccessURL, strconv.Itoa(int(s.opt.ResultDelay.Seconds()))
+	}
+	s.renderPage(w, status, "cashier_status", p, errText, "", "", d)
+}
+
+func (s *screens) withdrawStatusJSON(w http.ResponseWriter, r *http.Request) {
+	var t ticket
+	if err := s.seal.open(purposeTicket, r.FormValue("t"), s.opt.Clock.Now(), &t); err != nil || t.Kind != "w" {
+		httpx.WriteJSON(w, http.StatusGone, statusAnswer{Status: "unknown", Final: true})
+		return
+	}
+	wd, err := s.fund.Withdrawal(r.Context(), t.UserID, t.ID)
+	if err != nil {
+		httpx.WriteJSON(w, httpx.StatusOf(err), statusAnswer{Status: "unknown"})
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, statusAnswer{Status: wd.Status, Final: finalWithdrawal(wd.Status)})
+}
+
+// withdrawCode takes the 2FA code of a withdrawal.
+func (s *screens) withdrawCode(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.ticketOf(w, r, "w")
+	if !ok {
+		return
+	}
+	code := strings.TrimSpace(r.FormValue("code"))
+	wd, err := s.fund.ConfirmWithdrawal(r.Context(), t.UserID, t.ID, code)
+	if err != nil {
+		cur, gerr := s.fund.Withdrawal(r.Context(), t.UserID, t.ID)
+		if gerr != nil {
+			s.statusError(w, r, t, gerr)
+			return
+		}
+		tr := web.T(s.r.Lang(t.Lang))
+		switch errs.CodeOf(err) {
+		case errs.Invalid, errs.Unauthorized:
+			s.renderWithdrawStatus(w, r, t, cur, http.StatusUnprocessableEntity, "", tr.Get("cashier.withdraw.code_wrong"))
+		case errs.RateLimited:
+			s.renderWithdrawStatus(w, r, t, cur, http.StatusTooManyRequests, "", tr.Get("common.error.too_many"))
+		case errs.Expired:
+			s.renderWithdrawStatus(w, r, t, cur, http.StatusGone, "", tr.Get("cashier.withdraw.code_expired"))
+		case errs.Conflict:
+			s.renderWithdrawStatus(w, r, t, cur, http.StatusConflict, "", "")
+		default:
+			s.log.ErrorContext(r.Context(), "cashier: withdrawal code not checked", "err", err)
+			s.renderWithdrawStatus(w, r, t, cur, http.StatusInternalServerError, "common.error.generic", "")
+		}
+		return
+	}
+	s.log.InfoContext(r.Context(), "withdrawal confirmed", "withdrawal", wd.ID, "user", t.UserID, "status", wd.Status)
+	http.Redirect(w, r, s.opt.Prefix+"/withdraw/status?"+url.Values{"t": {r.FormValue("t")}}.Encode(), http.StatusSeeOther)
+}
