@@ -262,7 +262,7 @@ func (s *Service) advanceDeposit(ctx context.Context, d Deposit, c Customer) (De
 	}
 	p, err := s.payments.CreateDeposit(ctx, payments.DepositRequest{
 		ID: d.PaymentID, MethodID: d.MethodID, Amount: d.Amount, AccountCurrency: d.Credit.Currency(),
-		Customer: payments.Customer{ID: d.UserID, AccountID: strconv.FormatInt(d.Login, 10), Email: c.Email, Country: c.Country, KYCLevel: c.KYCLevel},
+		Customer:  payments.Customer{ID: d.UserID, AccountID: strconv.FormatInt(d.Login, 10), Email: c.Email, Country: c.Country, KYCLevel: c.KYCLevel},
 		ReturnURL: d.returnURL, Lang: d.lang,
 	})
 	switch {

@@ -81,10 +81,9 @@ type idPayload struct {
 	ID string `json:"id"`
 }
 
-// RegisterJobs registers funding's job handlers with a runner. The push
-// and payments services register their own (push.Service.Register,
-// payments.Service.RegisterJobs).
-func (s *Service) RegisterJobs(r *jobs.Runner) {
+// JobHandlers returns funding's job handlers by kind, for cmd/cashier's
+// runner. The push and payments services bring their own.
+func (s *Service) JobHandlers() map[string]jobs.Handler {
 	handle := func(fn func(ctx context.Context, id string) error) jobs.Handler {
 		return func(ctx context.Context, j jobs.Job) error {
 			var pl idPayload
@@ -94,9 +93,18 @@ func (s *Service) RegisterJobs(r *jobs.Runner) {
 			return fn(ctx, pl.ID)
 		}
 	}
-	r.Handle(JobDepositExpiry, handle(s.expireDeposit))
-	r.Handle(JobPayout, handle(s.sendPayout))
-	r.Handle(JobCodeExpiry, handle(s.expireCode))
+	return map[string]jobs.Handler{
+		JobDepositExpiry: handle(s.expireDeposit),
+		JobPayout:        handle(s.sendPayout),
+		JobCodeExpiry:    handle(s.expireCode),
+	}
+}
+
+// RegisterJobs registers JobHandlers with a runner.
+func (s *Service) RegisterJobs(r *jobs.Runner) {
+	for kind, h := range s.JobHandlers() {
+		r.Handle(kind, h)
+	}
 }
 
 // newCode returns a six-digit code from crypto/rand.
