@@ -2,6 +2,7 @@ package funding
 
 import (
 	"context"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -122,7 +123,11 @@ func (s *Service) DepositOptions(ctx context.Context, u Customer, login int64) (
 	}
 	view := AccountView{Login: login, Currency: cur, Balance: money.Zero(cur), Withdrawable: money.Zero(cur), Kind: string(acct.Kind)}
 	if pa, err := s.platform.Account(ctx, login); err == nil && pa.Currency == cur {
-		view.Balance, view.Withdrawable, view.BalanceKnown = pa.Balance, pa.Withdrawable, true
+		reserved, err := s.reservedNow(ctx, login, cur)
+		if err != nil {
+			return DepositOptions{}, errs.Wrap(op, err)
+		}
+		view.Balance, view.Withdrawable, view.BalanceKnown = pa.Balance, money.New(max(pa.Withdrawable.Minor()-reserved.Minor(), 0), cur), true
 	} else if err != nil {
 		s.log.WarnContext(ctx, "platform account read failed; the deposit screen shows no balance", "login", login, "err", err)
 	}
@@ -200,6 +205,9 @@ func (s *Service) StartDeposit(ctx context.Context, req DepositRequest) (Deposit
 	if err != nil {
 		return Deposit{}, errs.Wrap(op, err)
 	}
+	if err := checkReturnURL(m.Kind, req.ReturnURL); err != nil {
+		return Deposit{}, errs.Wrap(op, err)
+	}
 	id, paymentID, err := newIDs("dep_")
 	if err != nil {
 		return Deposit{}, err
@@ -244,6 +252,20 @@ func (s *Service) StartDeposit(ctx context.Context, req DepositRequest) (Deposit
 		return Deposit{}, errs.Wrap(op, err)
 	}
 	return s.advanceDeposit(ctx, d, req.Customer)
+}
+
+// checkReturnURL checks the URL a hosted page sends the browser back to:
+// required for the kinds that redirect (card, e-wallet), and absolute
+// http(s) when given.
+func checkReturnURL(kind psp.MethodKind, raw string) error {
+	if raw == "" && kind != psp.Card && kind != psp.EWallet {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errs.E(errs.Invalid, "funding.checkReturnURL", "the return URL must be an absolute http or https URL")
+	}
+	return nil
 }
 
 func rateText(r money.Rate) string {

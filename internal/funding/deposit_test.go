@@ -344,6 +344,7 @@ func TestDepositRefusals(t *testing.T) {
 			{"below the minimum", funding.DepositRequest{ID: "b", Customer: alice, Login: aliceUSD, MethodID: "card", Amount: amt("5.00", usd)}, errs.Invalid},
 			{"KYC level too low for bank transfers", funding.DepositRequest{ID: "c", Customer: lowKYC, Login: aliceUSD, MethodID: "bank-transfer", Amount: amt("500.00", usd)}, errs.Forbidden},
 			{"no request id", funding.DepositRequest{Customer: alice, Login: aliceUSD, MethodID: "card", Amount: amt("50.00", usd)}, errs.Invalid},
+			{"card without a return URL", funding.DepositRequest{ID: "e", Customer: alice, Login: aliceUSD, MethodID: "card", Amount: amt("50.00", usd)}, errs.Invalid},
 		} {
 			_, err := r.svc.StartDeposit(ctx, c.req)
 			if !errs.Is(err, c.code) {
@@ -360,6 +361,41 @@ func TestDepositRefusals(t *testing.T) {
 		}
 		if !opts.Account.BalanceKnown || opts.Account.Balance.String() != "1000.00 USD" || len(opts.Methods) == 0 {
 			t.Errorf("deposit options: %+v", opts)
+		}
+	})
+}
+
+func TestPartialBankTransferWaitsForReviewThenCreditsWhatArrived(t *testing.T) {
+	each(t, func(t *testing.T, db *sqlstore.DB) {
+		r := newRig(t, db, rigOptions{})
+		ctx := context.Background()
+		// 300 EUR asked into the USD account; only half arrives.
+		d := r.deposit(alice, aliceUSD, "bank-transfer", amt("300.00", eur))
+		if d.Credit.String() != "325.05 USD" {
+			t.Fatalf("quoted credit %s, want 325.05 USD", d.Credit)
+		}
+		r.control(d.PaymentID, "arrive-partial")
+		r.run()
+		d = r.getDeposit(alice, d.ID)
+		if d.Status != funding.DepositProcessing || d.Flag != funding.FlagPaymentReview {
+			t.Fatalf("partial arrival: status %s, flag %q; want processing under review", d.Status, d.Flag)
+		}
+		if tasks, err := r.svc.Tasks(ctx); err != nil || len(tasks) != 1 || tasks[0].Flag != funding.FlagPaymentReview {
+			t.Errorf("tasks %+v, %v; want the review", tasks, err)
+		}
+		if _, err := r.pay.ResolveReview(ctx, d.PaymentID, payments.Succeeded, "olga", "customer confirmed the partial transfer"); err != nil {
+			t.Fatal(err)
+		}
+		r.run()
+		d = r.getDeposit(alice, d.ID)
+		// 150.00 EUR at 1.0835 is 162.525, half to even 162.52.
+		got := []string{string(d.Status), d.Flag, d.Amount.String(), d.Credit.String()}
+		want := []string{"completed", "", "150.00 EUR", "162.52 USD"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("deposit (-want +got):\n%s", diff)
+		}
+		if got := r.posted("psp:sandbox:EUR", eur).String(); got != "150.00 EUR" {
+			t.Errorf("provider clearing %s, want what arrived, 150.00 EUR", got)
 		}
 	})
 }
