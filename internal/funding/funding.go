@@ -39,6 +39,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/opencashier/cashier/internal/clock"
@@ -260,4 +261,36 @@ func (s *Service) account(ctx context.Context, userID string, login int64) (iden
 		return identity.Account{}, money.Currency{}, errs.Wrap(op, err)
 	}
 	return a, cur, nil
+}
+
+// ParseAutoApproveLimits reads auto-approval limits written as a setting:
+// comma-separated CODE:AMOUNT pairs such as "USD:1000.00,EUR:900,JPY:150000"
+// (empty gives none). It returns an errs.Invalid error naming the pair that
+// is not a known currency with an exact, non-negative amount, or a currency
+// given twice.
+func ParseAutoApproveLimits(s string) (map[string]money.Amount, error) {
+	const op = "funding.ParseAutoApproveLimits"
+	out := map[string]money.Amount{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for _, pair := range strings.Split(s, ",") {
+		code, amount, ok := strings.Cut(strings.TrimSpace(pair), ":")
+		if !ok {
+			return nil, errs.Ef(errs.Invalid, op, "%q must look like USD:1000.00", pair)
+		}
+		cur, err := money.LookupCurrency(strings.TrimSpace(code))
+		if err != nil {
+			return nil, errs.Ef(errs.Invalid, op, "%q: %s", pair, errs.MessageOf(err))
+		}
+		a, err := money.Parse(strings.TrimSpace(amount), cur)
+		if err != nil || a.IsNegative() {
+			return nil, errs.Ef(errs.Invalid, op, "%q: the amount must be an exact, non-negative %s amount", pair, cur.Code)
+		}
+		if _, dup := out[cur.Code]; dup {
+			return nil, errs.Ef(errs.Invalid, op, "%s is given twice", cur.Code)
+		}
+		out[cur.Code] = a
+	}
+	return out, nil
 }
