@@ -2,6 +2,7 @@ package payments
 
 import (
 	"bytes"
+	_ "embed"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -83,6 +84,22 @@ func LoadStaticRates(r io.Reader) (StaticRates, error) {
 		out[pairKey(from.Code, to.Code)] = rate
 	}
 	return out, nil
+}
+
+//go:embed demo_rates.json
+var demoRates []byte
+
+// DemoRates returns the built-in demonstration rates for the currencies of
+// the default methods (EUR, GBP, JPY, KWD, USDT and BTC against USD, and EUR
+// against GBP, JPY and KWD). They are fixed illustrative values, not market
+// data: the demo uses them; production names a rates file or sets rates
+// with the fx command.
+func DemoRates() StaticRates {
+	r, err := LoadStaticRates(bytes.NewReader(demoRates))
+	if err != nil {
+		panic("payments: embedded demo_rates.json: " + err.Error())
+	}
+	return r
 }
 
 // LoadStaticRatesFile is LoadStaticRates on a file; an empty path gives an

@@ -202,3 +202,27 @@ func TestRateStoreAndFXCommand(t *testing.T) {
 		}
 	}, Schema)
 }
+
+func TestDemoRatesCoverTheDefaultMethods(t *testing.T) {
+	ctx := context.Background()
+	conv := Converter{Source: DemoRates()}
+	for _, m := range DefaultCatalog().Methods() {
+		for _, r := range []*DirectionRules{m.Deposit, m.Withdrawal} {
+			if r == nil {
+				continue
+			}
+			for _, code := range r.Currencies() {
+				for _, account := range []string{"USD", "EUR"} {
+					if code == "USDT" || code == "BTC" {
+						if account == "EUR" {
+							continue
+						}
+					}
+					if _, err := conv.Convert(ctx, money.New(100, money.MustCurrency(code)), money.MustCurrency(account)); err != nil {
+						t.Errorf("method %s: %s into a %s account: %v", m.ID, code, account, err)
+					}
+				}
+			}
+		}
+	}
+}
