@@ -233,6 +233,7 @@ func (s *screens) routes() http.Handler {
 	mux.HandleFunc("GET "+p+"/deposit/quote", s.depositQuote)
 	mux.HandleFunc("GET "+p+"/deposit/review", s.depositReview)
 	mux.Handle("POST "+p+"/deposit/confirm", post(s.depositConfirm))
+	mux.HandleFunc("GET "+p+"/deposit/return", s.depositReturn)
 	mux.HandleFunc("GET "+p+"/deposit/status", s.depositStatus)
 	mux.HandleFunc("GET "+p+"/deposit/status.json", s.depositStatusJSON)
 	mux.Handle("POST "+p+"/deposit/retry", post(s.depositRetry))

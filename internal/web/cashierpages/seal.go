@@ -41,7 +41,10 @@ type handle struct {
 	Expires time.Time `json:"e"`
 }
 
-// ticket is the sealed address of one deposit ("d") or withdrawal ("w").
+// ticket is the sealed address of one deposit ("d") or withdrawal ("w"),
+// or of a deposit request on its way to the provider ("r": the provider's
+// return URL, made before funding names the deposit; it carries the
+// request so that the deposit can be found again by it).
 type ticket struct {
 	Kind    string    `json:"k"`
 	ID      string    `json:"i"`
@@ -52,6 +55,10 @@ type ticket struct {
 	Theme   string    `json:"t,omitempty"`
 	Source  string    `json:"o,omitempty"`
 	Expires time.Time `json:"e"`
+	// The request of a return ticket.
+	Method   string `json:"x,omitempty"`
+	Amount   string `json:"y,omitempty"`
+	Currency string `json:"z,omitempty"`
 }
 
 // sealer seals and opens values with one key.

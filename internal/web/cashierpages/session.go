@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/opencashier/cashier/internal/errs"
+	"github.com/opencashier/cashier/internal/funding"
 	"github.com/opencashier/cashier/internal/identity"
 	"github.com/opencashier/cashier/internal/web"
 )
@@ -34,7 +35,7 @@ type flow struct {
 	raw  string
 	h    handle
 	sess identity.CashierSession
-	cust Customer
+	cust funding.Customer
 	p    prefs
 }
 
@@ -152,12 +153,12 @@ func (s *screens) flowOf(w http.ResponseWriter, r *http.Request) (*flow, bool) {
 	return f, true
 }
 
-func (s *screens) customer(r *http.Request, userID, email, lang string) (Customer, error) {
-	c := Customer{UserID: userID, Email: email, Lang: lang, Country: s.opt.DefaultCountry, KYCLevel: s.opt.DefaultKYCLevel}
+func (s *screens) customer(r *http.Request, userID, email, lang string) (funding.Customer, error) {
+	c := funding.Customer{UserID: userID, Email: email, Lang: lang, Country: s.opt.DefaultCountry, KYCLevel: s.opt.DefaultKYCLevel}
 	if s.prof != nil {
 		p, err := s.prof.Profile(r.Context(), userID)
 		if err != nil {
-			return Customer{}, err
+			return funding.Customer{}, err
 		}
 		c.Country, c.KYCLevel = strings.ToUpper(p.Country), p.KYCLevel
 	}
@@ -233,7 +234,7 @@ func (s *screens) chooseAccount(w http.ResponseWriter, r *http.Request) {
 // --- tickets ---
 
 // ticketFor seals the status address of one deposit or withdrawal.
-func (s *screens) ticketFor(kind, id string, c Customer, login int64, p prefs) (string, error) {
+func (s *screens) ticketFor(kind, id string, c funding.Customer, login int64, p prefs) (string, error) {
 	return s.seal.seal(purposeTicket, ticket{Kind: kind, ID: id, UserID: c.UserID, Email: c.Email, Login: login, Lang: p.Lang, Theme: p.Theme,
 		Source: p.Source, Expires: s.opt.Clock.Now().Add(s.opt.TicketTTL)})
 }

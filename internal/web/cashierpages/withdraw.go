@@ -1,6 +1,7 @@
 package cashierpages
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/opencashier/cashier/internal/errs"
+	"github.com/opencashier/cashier/internal/funding"
 	"github.com/opencashier/cashier/internal/httpx"
 	"github.com/opencashier/cashier/internal/money"
 	"github.com/opencashier/cashier/internal/payments"
@@ -19,11 +21,11 @@ import (
 
 // Details keys a withdrawal request carries, by method kind.
 const (
-	fieldHolder  = "holderName"
-	fieldIBAN    = "iban"
-	fieldBIC     = "bic"
-	fieldWallet  = "walletId"
-	fieldAddress = "address"
+	fieldHolder = funding.DetailHolderName
+	fieldIBAN   = funding.DetailIBAN
+	fieldBIC    = funding.DetailBIC
+	fieldWallet = funding.DetailWalletID
+	fieldCard   = funding.DetailCard
 )
 
 // fieldSpec is one method-specific input of the withdrawal form.
@@ -32,7 +34,7 @@ type fieldSpec struct {
 	Label        string // message id
 	Hint         string // message id
 	Bad          string // message id of the error
-	Check        string // the script's live check: iban, bic, wallet, address, name
+	Check        string // the script's live check: iban, bic, wallet, name
 	Required     bool
 	Autocomplete string
 	InputMode    string
@@ -49,16 +51,13 @@ func fieldsFor(kind psp.MethodKind) []fieldSpec {
 		}
 	case psp.EWallet:
 		return []fieldSpec{{Name: fieldWallet, Label: "cashier.field.wallet", Hint: "cashier.field.wallet_hint", Bad: "cashier.field.wallet_error", Check: "wallet", Required: true, Autocomplete: "email", InputMode: "email"}}
-	case psp.Crypto:
-		return []fieldSpec{{Name: fieldAddress, Label: "cashier.field.address", Hint: "cashier.field.address_hint", Bad: "cashier.field.address_error", Check: "address", Required: true, Autocomplete: "off"}}
 	}
 	return nil
 }
 
 var (
-	bicRe     = regexp.MustCompile(`^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$`)
-	walletRe  = regexp.MustCompile(`^[^\s@]{1,64}(@[^\s@]{1,100})?$`)
-	addressRe = regexp.MustCompile(`^[A-Za-z0-9]{20,120}$`)
+	bicRe    = regexp.MustCompile(`^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$`)
+	walletRe = regexp.MustCompile(`^[^\s@]{1,64}(@[^\s@]{1,100})?$`)
 )
 
 // checkField validates and normalises one input; it returns the message id
@@ -83,10 +82,6 @@ func checkField(name, v string) (string, string) {
 	case fieldWallet:
 		if len(v) < 3 || !walletRe.MatchString(v) {
 			return v, "cashier.field.wallet_error"
-		}
-	case fieldAddress:
-		if !addressRe.MatchString(v) {
-			return v, "cashier.field.address_error"
 		}
 	}
 	return v, ""
@@ -145,7 +140,7 @@ type withdrawForm struct {
 	Errors map[string]string // field → message id
 }
 
-func (s *screens) readWithdrawForm(w http.ResponseWriter, r *http.Request, f *flow) (WithdrawalOptions, withdrawForm, bool) {
+func (s *screens) readWithdrawForm(w http.ResponseWriter, r *http.Request, f *flow) (funding.WithdrawalOptions, withdrawForm, bool) {
 	opts, err := s.fund.WithdrawalOptions(r.Context(), f.cust, f.h.Login)
 	if err != nil {
 		s.fundingError(w, r, f, "withdrawal options", err, "")
@@ -168,13 +163,19 @@ func (s *screens) readWithdrawForm(w http.ResponseWriter, r *http.Request, f *fl
 		}
 		wf.Values[fs.Name] = v
 	}
+	if wf.Method.Kind == psp.Card && len(opts.Cards) > 0 {
+		wf.Values[fieldCard] = opts.Cards[0].ID
+		if c := r.FormValue(fieldCard); slices.ContainsFunc(opts.Cards, func(sc funding.SavedCard) bool { return sc.ID == c }) {
+			wf.Values[fieldCard] = c
+		}
+	}
 	return opts, wf, true
 }
 
 // check validates the form on the server: the amount in the account's
 // currency, within the method's limits and the withdrawable amount, and
 // each field. It returns the amount and the form-level message, if any.
-func (wf *withdrawForm) check(opts WithdrawalOptions, tr web.Translator, lang string) (money.Amount, string) {
+func (wf *withdrawForm) check(opts funding.WithdrawalOptions, tr web.Translator, lang string) (money.Amount, string) {
 	for _, fs := range fieldsFor(wf.Method.Kind) {
 		v, problem := checkField(fs.Name, wf.Values[fs.Name])
 		wf.Values[fs.Name] = v
@@ -184,6 +185,9 @@ func (wf *withdrawForm) check(opts WithdrawalOptions, tr web.Translator, lang st
 		if problem != "" {
 			wf.Errors[fs.Name] = problem
 		}
+	}
+	if wf.Method.Kind == psp.Card && len(opts.Cards) == 0 {
+		return money.Amount{}, tr.Get("cashier.withdraw.no_card")
 	}
 	cur := opts.Account.Currency
 	amount, err := parseAmount(wf.Amount, cur)
@@ -226,6 +230,18 @@ type detailsData struct {
 	Fee      string
 	Fields   []fieldView
 	CardNote bool
+	Cards    []cardView
+	NoCard   bool
+}
+
+// cardView is a saved card to pay a card withdrawal out to.
+type cardView struct {
+	ID, Label string
+	Checked   bool
+}
+
+func cardLabel(c funding.SavedCard) string {
+	return strings.TrimSpace(c.Brand + " •••• " + c.Last4)
 }
 
 func (s *screens) withdrawDetails(w http.ResponseWriter, r *http.Request) {
@@ -240,7 +256,7 @@ func (s *screens) withdrawDetails(w http.ResponseWriter, r *http.Request) {
 	s.detailsPage(w, r, f, opts, wf, http.StatusOK, "")
 }
 
-func (s *screens) detailsPage(w http.ResponseWriter, r *http.Request, f *flow, opts WithdrawalOptions, wf withdrawForm, status int, errText string) {
+func (s *screens) detailsPage(w http.ResponseWriter, r *http.Request, f *flow, opts funding.WithdrawalOptions, wf withdrawForm, status int, errText string) {
 	lang := s.r.Lang(f.p.Lang)
 	tr := web.T(lang)
 	rules := wf.Method.Withdrawal
@@ -254,6 +270,12 @@ func (s *screens) detailsPage(w http.ResponseWriter, r *http.Request, f *flow, o
 			fv.Error = tr.Get(e)
 		}
 		d.Fields = append(d.Fields, fv)
+	}
+	if d.CardNote {
+		for _, c := range opts.Cards {
+			d.Cards = append(d.Cards, cardView{ID: c.ID, Label: cardLabel(c), Checked: c.ID == wf.Values[fieldCard]})
+		}
+		d.NoCard = len(d.Cards) == 0
 	}
 	s.renderPage(w, status, "cashier_details", f.p, errText, "", f.link(s.opt.WithdrawPath), d)
 }
@@ -283,7 +305,7 @@ func (s *screens) withdrawReview(w http.ResponseWriter, r *http.Request) {
 	s.wReviewPage(w, r, f, opts, wf, http.StatusOK, "")
 }
 
-func (s *screens) wReviewPage(w http.ResponseWriter, r *http.Request, f *flow, opts WithdrawalOptions, wf withdrawForm, status int, errText string) {
+func (s *screens) wReviewPage(w http.ResponseWriter, r *http.Request, f *flow, opts funding.WithdrawalOptions, wf withdrawForm, status int, errText string) {
 	lang := s.r.Lang(f.p.Lang)
 	tr := web.T(lang)
 	amount, msg := wf.check(opts, tr, lang)
@@ -296,11 +318,19 @@ func (s *screens) wReviewPage(w http.ResponseWriter, r *http.Request, f *flow, o
 		return
 	}
 	d := wReviewData{common: s.common(r, f.p, f.raw, opWithdraw, 3), Account: viewAccount(opts.Account, lang), Amount: amount.Decimal(),
-		Method: methodRow{ID: wf.Method.ID, Name: wf.Method.Name(lang), Icon: icon(wf.Method.Icon)}, FormID: "wdr_" + newID()}
+		Method: methodRow{ID: wf.Method.ID, Name: wf.Method.Name(lang), Icon: icon(wf.Method.Icon)}, FormID: formID(r)}
 	d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.account"), Value: strconv.FormatInt(opts.Account.Login, 10)},
 		line{Label: tr.Get("cashier.summary.method"), Value: d.Method.Name},
 		line{Label: tr.Get("cashier.summary.withdraw_amount"), Value: amount.Display(lang), Strong: true},
 		line{Label: tr.Get("cashier.summary.fee"), Value: feeText(wf.Method.Withdrawal.Fee, opts.Account.Currency.Code, tr, lang)})
+	if id := wf.Values[fieldCard]; id != "" {
+		d.Hidden = append(d.Hidden, field{fieldCard, id})
+		for _, c := range opts.Cards {
+			if c.ID == id {
+				d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.destination"), Value: cardLabel(c)})
+			}
+		}
+	}
 	for _, fs := range fieldsFor(wf.Method.Kind) {
 		v := wf.Values[fs.Name]
 		d.Hidden = append(d.Hidden, field{fs.Name, v})
@@ -343,7 +373,7 @@ func (s *screens) withdrawConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.FormValue("id")
-	if len(id) < 8 || len(id) > 64 {
+	if !validFormID(id) {
 		s.wReviewPage(w, r, f, opts, wf, http.StatusBadRequest, "common.error.invalid")
 		return
 	}
@@ -353,31 +383,16 @@ func (s *screens) withdrawConfirm(w http.ResponseWriter, r *http.Request) {
 			details[k] = v
 		}
 	}
-	wd, err := s.fund.RequestWithdrawal(r.Context(), WithdrawalRequest{ID: id, Customer: f.cust, Login: f.h.Login,
+	wd, err := s.fund.RequestWithdrawal(r.Context(), funding.WithdrawalRequest{ID: id, Customer: f.cust, Login: f.h.Login,
 		MethodID: wf.Method.ID, Amount: amount, Details: details})
+	if err != nil && wd.ID != "" && errs.Is(err, errs.Unavailable) {
+		// Recorded, but the code e-mail failed: the status page offers the
+		// code form; confirming again with the same id sends it again.
+		s.log.WarnContext(r.Context(), "cashier: withdrawal code not sent", "withdrawal", wd.ID, "err", err)
+		err = nil
+	}
 	if err != nil {
-		if body, ok := asInsufficient(err); ok {
-			s.detailsPage(w, r, f, opts, wf, http.StatusUnprocessableEntity, insufficientText(body, opts.Account.Currency, amount, tr, lang))
-			return
-		}
-		if le, ok := payments.AsLimitError(err); ok {
-			s.detailsPage(w, r, f, opts, wf, http.StatusUnprocessableEntity, limitMessage(le, wf.Method.Name(lang), tr, lang))
-			return
-		}
-		switch errs.CodeOf(err) {
-		case errs.Invalid:
-			s.detailsPage(w, r, f, opts, wf, http.StatusBadRequest, tr.Get("common.error.invalid"))
-		case errs.Forbidden, errs.NotFound:
-			s.problem(w, r, f.p, http.StatusForbidden, "cashier.error.not_allowed", f.link(s.opt.WithdrawPath))
-		case errs.Conflict:
-			s.problem(w, r, f.p, http.StatusConflict, "cashier.error.form_used", f.link(s.opt.WithdrawPath))
-		case errs.Unavailable:
-			s.log.WarnContext(r.Context(), "cashier: withdrawal not requested", "err", err)
-			s.wReviewPage(w, r, f, opts, wf, http.StatusServiceUnavailable, tr.Get("common.error.unavailable"))
-		default:
-			s.log.ErrorContext(r.Context(), "cashier: withdrawal not requested", "err", err)
-			s.wReviewPage(w, r, f, opts, wf, http.StatusInternalServerError, tr.Get("common.error.generic"))
-		}
+		s.withdrawError(w, r, f, opts, wf, amount, err)
 		return
 	}
 	s.log.InfoContext(r.Context(), "withdrawal requested", "withdrawal", wd.ID, "user", f.cust.UserID, "account", f.h.Login,
@@ -388,6 +403,54 @@ func (s *screens) withdrawConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, s.opt.Prefix+"/withdraw/status?"+url.Values{"t": {t}}.Encode(), http.StatusSeeOther)
+}
+
+// withdrawError shows why a withdrawal was not accepted, on the form when
+// the customer can fix it.
+func (s *screens) withdrawError(w http.ResponseWriter, r *http.Request, f *flow, opts funding.WithdrawalOptions, wf withdrawForm, amount money.Amount, err error) {
+	lang := s.r.Lang(f.p.Lang)
+	tr := web.T(lang)
+	if body, ok := funding.AsInsufficient(err); ok {
+		s.detailsPage(w, r, f, opts, wf, http.StatusUnprocessableEntity, insufficientText(body, opts.Account.Currency, amount, tr, lang))
+		return
+	}
+	if le, ok := payments.AsLimitError(err); ok {
+		s.detailsPage(w, r, f, opts, wf, http.StatusUnprocessableEntity, limitMessage(le, wf.Method.Name(lang), tr, lang))
+		return
+	}
+	var fe *funding.FieldError
+	if errors.As(err, &fe) {
+		if spec, ok := specOf(wf.Method.Kind, fe.Field); ok {
+			wf.Errors[fe.Field] = spec.Bad
+		} else if fe.Field == fieldCard {
+			wf.Errors[fieldCard] = "cashier.withdraw.card_error"
+		}
+		s.detailsPage(w, r, f, opts, wf, http.StatusBadRequest, tr.Get("common.error.invalid"))
+		return
+	}
+	switch errs.CodeOf(err) {
+	case errs.Invalid:
+		s.detailsPage(w, r, f, opts, wf, http.StatusBadRequest, tr.Get("common.error.invalid"))
+	case errs.Forbidden, errs.NotFound:
+		s.problem(w, r, f.p, http.StatusForbidden, "cashier.error.not_allowed", f.link(s.opt.WithdrawPath))
+	case errs.Conflict:
+		s.problem(w, r, f.p, http.StatusConflict, "cashier.error.form_used", f.link(s.opt.WithdrawPath))
+	case errs.Unavailable:
+		s.log.WarnContext(r.Context(), "cashier: withdrawal not requested", "err", err)
+		s.wReviewPage(w, r, f, opts, wf, http.StatusServiceUnavailable, tr.Get("common.error.unavailable"))
+	default:
+		s.log.ErrorContext(r.Context(), "cashier: withdrawal not requested", "err", err)
+		s.wReviewPage(w, r, f, opts, wf, http.StatusInternalServerError, tr.Get("common.error.generic"))
+	}
+}
+
+func specOf(kind psp.MethodKind, name string) (fieldSpec, bool) {
+	for _, fs := range fieldsFor(kind) {
+		if fs.Name == name {
+			return fs, true
+		}
+	}
+	return fieldSpec{}, false
 }
 
 // insufficientText words an INSUFFICIENT_FUNDS refusal with its amounts.
@@ -407,18 +470,14 @@ func insufficientText(b *payments.ErrorBody, cur money.Currency, requested money
 
 // --- status ---
 
-func finalWithdrawal(st string) bool {
+// settledWithdrawal reports whether a withdrawal's page can stop asking
+// for news.
+func settledWithdrawal(st funding.WithdrawalStatus) bool {
 	switch st {
-	case "completed", "rejected", "failed", "returned":
+	case funding.WithdrawalCompleted, funding.WithdrawalReturned, funding.WithdrawalAwaiting2FA:
 		return true
 	}
 	return false
-}
-
-// restingWithdrawal: nothing will happen soon (an operator decides), so
-// the page refreshes but the customer may close it.
-func restingWithdrawal(st string) bool {
-	return st == "awaiting_approval" || st == "processing"
 }
 
 func (s *screens) withdrawStatus(w http.ResponseWriter, r *http.Request) {
@@ -434,52 +493,66 @@ func (s *screens) withdrawStatus(w http.ResponseWriter, r *http.Request) {
 	s.renderWithdrawStatus(w, r, t, wd, http.StatusOK, "", "")
 }
 
-func (s *screens) renderWithdrawStatus(w http.ResponseWriter, r *http.Request, t ticket, wd Withdrawal, status int, errText, codeErr string) {
+func (s *screens) renderWithdrawStatus(w http.ResponseWriter, r *http.Request, t ticket, wd funding.Withdrawal, status int, errText, codeErr string) {
 	p := t.prefs()
 	lang := s.r.Lang(p.Lang)
 	tr := web.T(lang)
 	raw := r.FormValue("t")
-	d := statusData{Kind: "withdraw", Status: wd.Status, Ticket: raw, DoneURL: s.opt.SuccessURL, CodeError: codeErr}
+	d := statusData{Kind: "withdraw", Status: string(wd.Status), Ticket: raw, DoneURL: s.opt.SuccessURL, CodeError: codeErr}
 	d.common = s.common(r, p, "", opWithdraw, 4)
-	d.Method = methodRow{ID: wd.MethodID, Name: wd.MethodID}
+	method := wd.MethodID
 	if m, ok := s.methodName(wd.MethodID, lang); ok {
-		d.Method.Name = m
+		method = m
 	}
 	d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.account"), Value: strconv.FormatInt(wd.Login, 10)},
-		line{Label: tr.Get("cashier.summary.method"), Value: d.Method.Name})
+		line{Label: tr.Get("cashier.summary.method"), Value: method})
+	if wd.Destination != "" {
+		d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.destination"), Value: wd.Destination})
+	}
 	if !wd.Amount.IsZero() {
 		d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.withdraw_amount"), Value: wd.Amount.Display(lang), Strong: true})
 	}
-	if !wd.Payout.IsZero() {
-		d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.payout"), Value: wd.Payout.Display(lang)})
+	if !wd.Net.IsZero() && !wd.Net.Equal(wd.Amount) {
+		d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.payout"), Value: wd.Net.Display(lang)})
 	}
 	switch wd.Status {
-	case "awaiting_2fa":
+	case funding.WithdrawalAwaiting2FA:
 		d.State, d.Headline, d.Text, d.Code = "waiting", tr.Get("cashier.withdraw.code"), tr.Get("cashier.withdraw.code_text"), true
-	case "awaiting_approval":
+		if c := wd.Code; c != nil {
+			d.CodeNote = tr.Get("cashier.withdraw.code_attempts", "Attempts", localDigits(strconv.Itoa(c.AttemptsLeft), lang))
+		}
+	case funding.WithdrawalAwaitingApproval:
 		d.State, d.Headline, d.Text = "resting", tr.Get("cashier.withdraw.approval"), tr.Get("cashier.withdraw.approval_text")
-	case "approved", "payout_sent":
+	case funding.WithdrawalApproved, funding.WithdrawalPayoutSent:
 		d.State, d.Headline, d.Text = "working", tr.Get("cashier.withdraw.paying"), tr.Get("cashier.withdraw.paying_text")
-	case "processing":
+	case funding.WithdrawalProcessing:
 		d.State, d.Headline, d.Text = "resting", tr.Get("cashier.withdraw.processing"), tr.Get("cashier.withdraw.processing_text")
-	case "completed":
+	case funding.WithdrawalCompleted:
 		d.State, d.Headline, d.Text = "success", tr.Get("cashier.withdraw.completed"), tr.Get("cashier.withdraw.completed_text")
-	case "rejected":
-		d.State, d.Headline, d.Text = "failed", tr.Get("cashier.withdraw.rejected"), tr.Get("cashier.withdraw.returned_text")
-	case "failed", "returned":
+	case funding.WithdrawalRejected:
+		d.State, d.Headline, d.Text = "failed", tr.Get("cashier.withdraw.rejected"), tr.Get("cashier.withdraw.returning_text")
+	case funding.WithdrawalFailed:
+		d.State, d.Headline, d.Text = "failed", tr.Get("cashier.withdraw.failed"), tr.Get("cashier.withdraw.returning_text")
+		if wd.ReturnPushID == "" {
+			d.Text = tr.Get("cashier.withdraw.not_taken_text")
+		}
+	case funding.WithdrawalReturned:
 		d.State, d.Headline, d.Text = "failed", tr.Get("cashier.withdraw.failed"), tr.Get("cashier.withdraw.returned_text")
-	default: // requested, held, debiting
+		if wd.DecidedBy != "" {
+			d.Headline = tr.Get("cashier.withdraw.rejected")
+		}
+	default: // requested, debiting, held
 		d.State, d.Headline, d.Text = "working", tr.Get("cashier.withdraw.requested"), tr.Get("cashier.withdraw.requested_text")
 	}
-	if !finalWithdrawal(wd.Status) && wd.Status != "awaiting_2fa" {
+	if !settledWithdrawal(wd.Status) {
 		every := s.opt.RefreshEvery
-		if restingWithdrawal(wd.Status) {
+		if d.State == "resting" {
 			every *= 5
 		}
 		d.Refresh = strconv.Itoa(int(every.Seconds()))
 		d.PollURL = s.opt.Prefix + "/withdraw/status.json?" + url.Values{"t": {raw}}.Encode()
 	}
-	if wd.Status == "completed" && s.opt.ResultDelay > 0 {
+	if wd.Status == funding.WithdrawalCompleted && s.opt.ResultDelay > 0 {
 		d.RedirectURL, d.RedirectAfter = s.opt.SuccessURL, strconv.Itoa(int(s.opt.ResultDelay.Seconds()))
 	}
 	s.renderPage(w, status, "cashier_status", p, errText, "", "", d)
@@ -496,10 +569,10 @@ func (s *screens) withdrawStatusJSON(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, httpx.StatusOf(err), statusAnswer{Status: "unknown"})
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, statusAnswer{Status: wd.Status, Final: finalWithdrawal(wd.Status)})
+	httpx.WriteJSON(w, http.StatusOK, statusAnswer{Status: string(wd.Status), Final: settledWithdrawal(wd.Status)})
 }
 
-// withdrawCode takes the 2FA code of a withdrawal.
+// withdrawCode takes the e-mailed code of a withdrawal.
 func (s *screens) withdrawCode(w http.ResponseWriter, r *http.Request) {
 	t, ok := s.ticketOf(w, r, "w")
 	if !ok {
@@ -515,14 +588,16 @@ func (s *screens) withdrawCode(w http.ResponseWriter, r *http.Request) {
 		}
 		tr := web.T(s.r.Lang(t.Lang))
 		switch errs.CodeOf(err) {
-		case errs.Invalid, errs.Unauthorized:
+		case errs.Invalid:
 			s.renderWithdrawStatus(w, r, t, cur, http.StatusUnprocessableEntity, "", tr.Get("cashier.withdraw.code_wrong"))
 		case errs.RateLimited:
-			s.renderWithdrawStatus(w, r, t, cur, http.StatusTooManyRequests, "", tr.Get("common.error.too_many"))
+			s.renderWithdrawStatus(w, r, t, cur, http.StatusTooManyRequests, "cashier.withdraw.code_used_up", "")
 		case errs.Expired:
-			s.renderWithdrawStatus(w, r, t, cur, http.StatusGone, "", tr.Get("cashier.withdraw.code_expired"))
+			s.renderWithdrawStatus(w, r, t, cur, http.StatusGone, "cashier.withdraw.code_expired", "")
 		case errs.Conflict:
 			s.renderWithdrawStatus(w, r, t, cur, http.StatusConflict, "", "")
+		case errs.NotFound:
+			s.statusError(w, r, t, err)
 		default:
 			s.log.ErrorContext(r.Context(), "cashier: withdrawal code not checked", "err", err)
 			s.renderWithdrawStatus(w, r, t, cur, http.StatusInternalServerError, "common.error.generic", "")

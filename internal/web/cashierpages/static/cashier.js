@@ -110,8 +110,7 @@
       return rem === 1;
     },
     bic: function (v) { var s = v.replace(/\s+/g, "").toUpperCase(); return s === "" || /^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$/.test(s); },
-    wallet: function (v) { var s = v.trim(); return s.length >= 3 && /^[^\s@]{1,64}(@[^\s@]{1,100})?$/.test(s); },
-    address: function (v) { return /^[A-Za-z0-9]{20,120}$/.test(v.trim()); }
+    wallet: function (v) { var s = v.trim(); return s.length >= 3 && /^[^\s@]{1,64}(@[^\s@]{1,100})?$/.test(s); }
   };
 
   function checkedForms() {
