@@ -70,7 +70,7 @@ type Withdrawal struct {
 	ReturnPushID string
 	AutoApproved bool
 	DecidedBy    string // the operator who approved or rejected
-	Reason       string // the operator's reason for a rejection
+	Reason       string // the operator's reason for a rejection (for operators; Failure is the trader's message)
 	// Code is set while the withdrawal waits for its e-mailed code.
 	Code *CodeStatus
 	// Failure explains a failed or rejected withdrawal.
@@ -522,7 +522,9 @@ func (s *Service) repeatedRequest(ctx context.Context, w Withdrawal, hash string
 			return nil
 		}
 		w = cur
-		_, err = tx.Exec(ctx, `UPDATE funding_withdrawals SET code_hash = ? WHERE id = ?`, hashCode(w.ID, code), w.ID)
+		w.codeHash, w.codeExpiresAt = hashCode(w.ID, code), s.clock.Now().Add(s.cfg.CodeTTL)
+		_, err = tx.Exec(ctx, `UPDATE funding_withdrawals SET code_hash = ?, code_expires_at = ? WHERE id = ?`,
+			w.codeHash, sqlstore.Micros(w.codeExpiresAt), w.ID)
 		return err
 	})
 	if err != nil {
@@ -985,7 +987,8 @@ func (s *Service) RejectWithdrawal(ctx context.Context, id, by, reason string) (
 			return errs.Ef(errs.Conflict, op, "the withdrawal is %s, not awaiting approval", w.State)
 		}
 		w.DecidedBy, w.Reason = by, reason
-		body := payments.PaymentFailed("The withdrawal was not approved: "+reason+" The money goes back to your trading account.", false)
+		// The operator's reason stays in Reason; the trader's message is neutral.
+		body := payments.PaymentFailed("The withdrawal was not approved. The money goes back to your trading account.", false)
 		body.Reason = "rejected"
 		w.Failure = &body
 		return s.startReturn(ctx, tx, &w, WithdrawalRejected, StatusChange{Reason: "rejected", Actor: by, Detail: reason})

@@ -16,6 +16,7 @@ import (
 	"github.com/opencashier/cashier/internal/funding"
 	"github.com/opencashier/cashier/internal/money"
 	"github.com/opencashier/cashier/internal/payments"
+	"github.com/opencashier/cashier/internal/platform/ctradersim"
 	"github.com/opencashier/cashier/internal/psp/sandbox"
 	"github.com/opencashier/cashier/internal/sqlstore"
 )
@@ -403,14 +404,19 @@ func TestTwoFactorCode(t *testing.T) {
 				t.Fatalf("mail down: %v, %s, %+v", err, w.Status, w.Code)
 			}
 			r.mailer.setFail(false)
+			r.clk.Advance(9 * time.Minute) // the new code gets a full lifetime
 			again, err := r.svc.RequestWithdrawal(ctx, req)
 			if err != nil || again.ID != w.ID || !again.Code.Sent {
 				t.Fatalf("the same request again: %s, %+v, %v", again.ID, again.Code, err)
 			}
+			r.advance(5 * time.Minute)
 			if _, err := r.svc.ConfirmWithdrawal(ctx, alice.UserID, w.ID, r.lastCode(alice)); err != nil {
 				t.Fatal(err)
 			}
 			r.run()
+			if w = r.getWithdrawal(alice, w.ID); w.Status != funding.WithdrawalCompleted {
+				t.Errorf("after the resent code: %s, want completed", w.Status)
+			}
 		})
 	})
 }
@@ -455,6 +461,38 @@ func TestConcurrentWithdrawalsNeverOverdraw(t *testing.T) {
 		r.run()
 		if got := r.simBalance(aliceUSD).String(); got != "200.00 USD" {
 			t.Errorf("platform balance %s, want 200.00 USD", got)
+		}
+	})
+}
+
+func TestWithdrawPushInDoubtKeepsTheReservation(t *testing.T) {
+	each(t, func(t *testing.T, db *sqlstore.DB) {
+		r := newRig(t, db, rigOptions{})
+		ctx := context.Background()
+		if err := r.sim.SetFaults(ctradersim.FaultConfig{Endpoints: map[string]ctradersim.Rule{ctradersim.EndpointChangeBalance: {ApplyResetP: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+		w := r.withdraw(alice, aliceUSD, "bank-transfer", amt("600.00", usd), bankDetails)
+		r.run()
+		if w = r.getWithdrawal(alice, w.ID); w.Status != funding.WithdrawalProcessing || w.State != funding.WithdrawalDebiting {
+			t.Fatalf("WITHDRAW in doubt: status %s, state %s; want processing, debiting", w.Status, w.State)
+		}
+		// The platform did take the 600; until that is known the 600 stays
+		// reserved, so a second withdrawal cannot take it again.
+		_, err := r.svc.RequestWithdrawal(ctx, funding.WithdrawalRequest{ID: "second", Customer: alice, Login: aliceUSD, MethodID: "bank-transfer",
+			Amount: amt("300.00", usd), Details: bankDetails})
+		if body, ok := funding.AsInsufficient(err); !ok || body.AvailableBalance != "0.00" {
+			t.Fatalf("a second withdrawal while the first is in doubt: %+v, %v; want insufficient with 0.00 available", body, err)
+		}
+		if err := r.sim.SetFaults(ctradersim.FaultConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		r.advance(20 * time.Second)
+		if w = r.getWithdrawal(alice, w.ID); w.Status != funding.WithdrawalCompleted {
+			t.Fatalf("after the look-up: %s, want completed", w.Status)
+		}
+		if n := r.simChanges(aliceUSD, w.DebitPushID); n != 1 {
+			t.Errorf("the platform holds %d changes of the WITHDRAW push, want 1", n)
 		}
 	})
 }
