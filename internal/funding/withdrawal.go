@@ -134,6 +134,7 @@ type FieldError struct {
 	Problem string
 }
 
+// Error says which detail is wrong and how, e.g. "iban: is not a valid IBAN".
 func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
 
 // CheckDetails checks the method-specific details of a withdrawal (see the
@@ -314,6 +315,7 @@ type InsufficientFundsError struct {
 	Body                 payments.ErrorBody // INSUFFICIENT_FUNDS with both amounts
 }
 
+// Error names both amounts.
 func (e *InsufficientFundsError) Error() string {
 	return fmt.Sprintf("insufficient funds for withdrawal: %s available, %s requested", e.Available, e.Requested)
 }
