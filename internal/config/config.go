@@ -15,12 +15,16 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/opencashier/cashier/internal/errs"
+	"github.com/opencashier/cashier/internal/identity"
+	"github.com/opencashier/cashier/internal/money"
 	"github.com/opencashier/cashier/internal/sqlstore"
 )
 
@@ -43,6 +47,130 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// JobWorkers is the number of background job workers serve runs.
 	JobWorkers int
+	// FrameAncestors are the CSP frame-ancestors sources of the HTML
+	// screens: 'self', 'none' or origins such as https://app.ctrader.com.
+	FrameAncestors []string
+	// HSTS adds Strict-Transport-Security to the HTML screens.
+	HSTS bool
+
+	Identity Identity
+	Screens  Screens
+	CTrader  CTrader
+	Platform Platform
+	SMTP     SMTP
+	Payments Payments
+	Funding  Funding
+}
+
+// Identity holds the identity settings (docs/identity.md).
+type Identity struct {
+	Mode identity.Mode
+	// CRMPasswords are the passwords cTrader may present to
+	// /oauth2/crmApiToken; empty refuses every request.
+	CRMPasswords []string
+	CRMTokenTTL  time.Duration
+	// BasePath prefixes the /oauth2/* endpoints, e.g. "/cid"; empty for
+	// the root.
+	BasePath string
+	// AllowedNetworks, when not empty, are the only networks cTrader's
+	// calls may come from.
+	AllowedNetworks []netip.Prefix
+	OTTokenTTL      time.Duration
+	// AccessTokenTTL is negative for "never expires".
+	AccessTokenTTL        time.Duration
+	InAppTokenTTL         time.Duration
+	CashierSessionTTL     time.Duration
+	ResetTokenTTL         time.Duration
+	LockoutThreshold      int
+	LockoutPeriod         time.Duration
+	DefaultLanguage       string
+	HandoffKnownUsersOnly bool
+}
+
+// Screens holds the settings of the HTML screens (login, signup, reset,
+// account creation, the in-app cashier).
+type Screens struct {
+	// SuccessURL is the success URL Spotware builds into the app; the
+	// screens are off without it.
+	SuccessURL string
+	// CloseURL is where the X control goes; empty means SuccessURL.
+	CloseURL            string
+	BrandName           string
+	LegalEntity         string
+	AccountEnvironments []identity.Environment
+	AccountCurrencies   []string
+	DepositPath         string
+	WithdrawPath        string
+	// HelpURL is the cashier's help link; empty means the built-in page.
+	HelpURL      string
+	SupportEmail string
+	// SessionKey seals the cashier screens' session handles (32 bytes);
+	// nil means a random key per process.
+	SessionKey []byte
+	// DefaultCountry and DefaultKYCLevel describe every customer until the
+	// back office keeps profiles.
+	DefaultCountry  string
+	DefaultKYCLevel int
+}
+
+// CTrader holds the cTrader WebServices connection and the broker's names
+// at cTrader.
+type CTrader struct {
+	// URL is the WebServices base URL; empty means no trading platform.
+	URL             string
+	ManagerLogin    int64
+	ManagerPassword string
+	Timeout         time.Duration
+	BrokerCrmName   string
+	BrokerName      string
+	// Groups maps "demo"/"live" to the trader group of new accounts.
+	Groups      map[string]string
+	DemoBalance string
+}
+
+// Platform chooses how balance changes reach the trading platform.
+type Platform struct {
+	// Connector is "ctrader" (changebalance) or "callback" (seed 000's
+	// balance-update callback).
+	Connector     string
+	CallbackURL   string
+	CallbackToken string
+	// PushLookup lets in-doubt pushes be settled by looking the change up
+	// on the platform; false leaves them to an operator.
+	PushLookup bool
+}
+
+// SMTP configures outgoing mail; an empty Host means no mail server.
+type SMTP struct {
+	Host       string
+	Port       int
+	Username   string
+	Password   string
+	From       string
+	RequireTLS bool
+}
+
+// Payments holds the payment-layer settings (docs/payments.md).
+type Payments struct {
+	// MethodsFile is the payment methods file; empty means the built-in
+	// methods.
+	MethodsFile string
+	// RatesFile is a static exchange-rates file; empty means none.
+	RatesFile string
+	SpreadBps int64
+	// Sandbox serves the built-in sandbox provider under /sandbox.
+	Sandbox                bool
+	SandboxAPIKey          string
+	SandboxWebhookSecret   string
+	SandboxControlPassword string
+}
+
+// Funding holds the deposit and withdrawal rules.
+type Funding struct {
+	AutoApprove        map[string]money.Amount
+	AutoApproveMethods []string
+	Require2FA         bool
+	DepositExpiry      time.Duration
 }
 
 // Setting is one configuration entry.
@@ -66,7 +194,11 @@ type Setting struct {
 }
 
 // Settings is the table of every setting, in the order help lists them.
-var Settings = []Setting{
+var Settings = slices.Concat(generalSettings, screenSettings, identitySettings, ctraderSettings,
+	platformSettings, smtpSettings, paymentSettings, fundingSettings)
+
+// generalSettings are the settings of the server itself.
+var generalSettings = []Setting{
 	{
 		Name:    "database-url",
 		Env:     "CASHIER_DATABASE_URL",

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/opencashier/cashier/internal/config"
 	"github.com/opencashier/cashier/internal/errs"
+	"github.com/opencashier/cashier/internal/identity"
+	"github.com/opencashier/cashier/internal/money"
 )
 
 func env(m map[string]string) func(string) string {
@@ -31,8 +34,40 @@ func TestDefaults(t *testing.T) {
 		LogFormat:       "json",
 		ShutdownTimeout: 15 * time.Second,
 		JobWorkers:      4,
+		FrameAncestors:  []string{"'self'"},
+		Identity: config.Identity{
+			Mode:              identity.ModeSSO,
+			CRMTokenTTL:       168 * time.Hour,
+			OTTokenTTL:        time.Minute,
+			AccessTokenTTL:    2160 * time.Hour,
+			InAppTokenTTL:     720 * time.Hour,
+			CashierSessionTTL: 30 * time.Minute,
+			ResetTokenTTL:     30 * time.Minute,
+			LockoutThreshold:  5,
+			LockoutPeriod:     15 * time.Minute,
+			DefaultLanguage:   "en",
+		},
+		Screens: config.Screens{
+			BrandName:           "OpenCashier",
+			AccountEnvironments: []identity.Environment{identity.Demo, identity.Live},
+			AccountCurrencies:   []string{"USD", "EUR"},
+			DepositPath:         "/inapp/deposit",
+			WithdrawPath:        "/inapp/withdraw",
+		},
+		CTrader:  config.CTrader{Timeout: 10 * time.Second, Groups: map[string]string{"demo": "default", "live": "default"}},
+		Platform: config.Platform{Connector: "ctrader"},
+		SMTP:     config.SMTP{Port: 587, RequireTLS: true},
+		Funding:  config.Funding{DepositExpiry: 2 * time.Hour},
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	// The defaults of identity's settings are identity's own defaults.
+	id := identity.DefaultConfig()
+	if got.Identity.CRMTokenTTL != id.CRMTokenTTL || got.Identity.OTTokenTTL != id.OTTokenTTL ||
+		got.Identity.AccessTokenTTL != id.AccessTokenTTL || got.Identity.InAppTokenTTL != id.InAppTokenTTL ||
+		got.Identity.CashierSessionTTL != id.CashierSessionTTL || got.Identity.ResetTokenTTL != id.ResetTokenTTL ||
+		got.Identity.LockoutThreshold != id.LockoutThreshold || got.Identity.LockoutPeriod != id.LockoutPeriod {
+		t.Errorf("identity defaults differ from identity.DefaultConfig(): %+v vs %+v", got.Identity, id)
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("Defaults() (-want +got):\n%s", diff)
 	}
 }
@@ -91,6 +126,42 @@ func TestLoad(t *testing.T) {
 			wantRest: []string{"up", "extra"},
 		},
 		{
+			name: "identity, platform, payments and funding settings",
+			env: map[string]string{
+				"CASHIER_IDENTITY_MODE":            "handoff",
+				"CASHIER_CTRADER_CRM_PASSWORDS":    "first-secret, second-secret",
+				"CASHIER_CTRADER_ALLOWED_NETWORKS": "203.0.113.7/24,2001:db8::/32",
+				"CASHIER_ACCESS_TOKEN_TTL":         "never",
+				"CASHIER_CTRADER_URL":              "https://demo.ctrader.example:5011/",
+				"CASHIER_CTRADER_MANAGER_LOGIN":    "1001",
+				"CASHIER_CTRADER_MANAGER_PASSWORD": "pw",
+				"CASHIER_CTRADER_GROUPS":           "demo=demo_usd",
+				"CASHIER_FRAME_ANCESTORS":          "'self' https://app.ctrader.com",
+				"CASHIER_PUSH_LOOKUP":              "AUTO",
+				"CASHIER_WITHDRAWAL_AUTO_APPROVE":  "USD:1000.00,JPY:150000",
+				"CASHIER_SESSION_KEY":              "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+				"CASHIER_ACCOUNT_CURRENCIES":       "usd, jpy",
+				"CASHIER_DEFAULT_COUNTRY":          "gb",
+			},
+			want: func(c *config.Config) {
+				c.Identity.Mode = identity.ModeHandoff
+				c.Identity.CRMPasswords = []string{"first-secret", "second-secret"}
+				c.Identity.AllowedNetworks = []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32")}
+				c.Identity.AccessTokenTTL = -1
+				c.CTrader.URL = "https://demo.ctrader.example:5011"
+				c.CTrader.ManagerLogin = 1001
+				c.CTrader.ManagerPassword = "pw"
+				c.CTrader.Groups = map[string]string{"demo": "demo_usd"}
+				c.FrameAncestors = []string{"'self'", "https://app.ctrader.com"}
+				c.Platform.PushLookup = true
+				usd, jpy := money.MustCurrency("USD"), money.MustCurrency("JPY")
+				c.Funding.AutoApprove = map[string]money.Amount{"USD": money.New(100000, usd), "JPY": money.New(150000, jpy)}
+				c.Screens.SessionKey = []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31}
+				c.Screens.AccountCurrencies = []string{"USD", "JPY"}
+				c.Screens.DefaultCountry = "GB"
+			},
+		},
+		{
 			name: "IPv6 address and path in public URL",
 			args: []string{"-addr", "[::1]:8443", "-public-url", "https://example.com/cashier"},
 			want: func(c *config.Config) {
@@ -107,7 +178,7 @@ func TestLoad(t *testing.T) {
 			}
 			want := config.Defaults()
 			tc.want(&want)
-			if diff := cmp.Diff(want, got); diff != "" {
+			if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Prefix{}, money.Amount{})); diff != "" {
 				t.Errorf("config (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tc.wantRest, rest, cmpopts.EquateEmpty()); diff != "" {
@@ -154,6 +225,36 @@ func TestLoadErrors(t *testing.T) {
 			`CASHIER_JOB_WORKERS (-job-workers): "-1" is not a whole number from 0 to 1024`},
 		{"unknown flag", []string{"-port", "80"}, nil,
 			`flag provided but not defined: -port`},
+		{"identity mode", nil, map[string]string{"CASHIER_IDENTITY_MODE": "oauth"},
+			`CASHIER_IDENTITY_MODE (-identity-mode): "oauth" is not sso or handoff`},
+		{"short crm password is not echoed", nil, map[string]string{"CASHIER_CTRADER_CRM_PASSWORDS": "long-enough,short"},
+			`CASHIER_CTRADER_CRM_PASSWORDS (-ctrader-crm-passwords): "xxxxx" holds password #2, which is shorter than 8 characters`},
+		{"crm token lifetime below the spec's", []string{"-ctrader-crm-token-ttl", "24h"}, nil,
+			`CASHIER_CTRADER_CRM_TOKEN_TTL (-ctrader-crm-token-ttl): "24h" is shorter than 168h0m0s`},
+		{"one-time token lifetime too long", nil, map[string]string{"CASHIER_OT_TOKEN_TTL": "1h"},
+			`CASHIER_OT_TOKEN_TTL (-ot-token-ttl): "1h" is longer than 10m0s`},
+		{"network", nil, map[string]string{"CASHIER_CTRADER_ALLOWED_NETWORKS": "10.0.0.0/8,ctrader"},
+			`CASHIER_CTRADER_ALLOWED_NETWORKS (-ctrader-allowed-networks): "10.0.0.0/8,ctrader" holds "ctrader", which is not a network such as 203.0.113.0/24`},
+		{"frame ancestor with a path", nil, map[string]string{"CASHIER_FRAME_ANCESTORS": "https://app.ctrader.com/x"},
+			`CASHIER_FRAME_ANCESTORS (-frame-ancestors): "https://app.ctrader.com/x" holds "https://app.ctrader.com/x", which is not 'self', 'none' or an origin such as https://app.ctrader.com`},
+		{"none with others", nil, map[string]string{"CASHIER_FRAME_ANCESTORS": "'none' 'self'"},
+			`CASHIER_FRAME_ANCESTORS (-frame-ancestors): "'none' 'self'" combines 'none' with other sources`},
+		{"push lookup", nil, map[string]string{"CASHIER_PUSH_LOOKUP": "maybe"},
+			`CASHIER_PUSH_LOOKUP (-push-lookup): "maybe" is not auto or off`},
+		{"connector", nil, map[string]string{"CASHIER_PLATFORM_CONNECTOR": "mt5"},
+			`CASHIER_PLATFORM_CONNECTOR (-platform-connector): "mt5" is not ctrader or callback`},
+		{"session key is not echoed", nil, map[string]string{"CASHIER_SESSION_KEY": "abcd"},
+			`CASHIER_SESSION_KEY (-session-key): "xxxxx" is not 32 bytes written as 64 hex digits or base64`},
+		{"auto-approval in an unknown currency", nil, map[string]string{"CASHIER_WITHDRAWAL_AUTO_APPROVE": "XYZ:10"},
+			`CASHIER_WITHDRAWAL_AUTO_APPROVE (-withdrawal-auto-approve): "XYZ:10" is not a list of CODE:AMOUNT (`},
+		{"account currency", nil, map[string]string{"CASHIER_ACCOUNT_CURRENCIES": "USD,DOLLARS"},
+			`CASHIER_ACCOUNT_CURRENCIES (-account-currencies): "USD,DOLLARS" holds "DOLLARS", which is not a known currency`},
+		{"ctrader groups", nil, map[string]string{"CASHIER_CTRADER_GROUPS": "paper=x"},
+			`CASHIER_CTRADER_GROUPS (-ctrader-groups): "paper=x" holds "paper=x", which is not demo=GROUP or live=GROUP`},
+		{"spread", nil, map[string]string{"CASHIER_FX_SPREAD_BPS": "10000"},
+			`CASHIER_FX_SPREAD_BPS (-fx-spread-bps): "10000" is not a whole number from 0 to 9999`},
+		{"sandbox switch", []string{"-sandbox=maybe"}, nil,
+			`CASHIER_SANDBOX (-sandbox): "maybe" is not true or false`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,8 +265,8 @@ func TestLoadErrors(t *testing.T) {
 			if errs.CodeOf(err) != errs.Invalid {
 				t.Errorf("code = %s, want %s", errs.CodeOf(err), errs.Invalid)
 			}
-			if diff := cmp.Diff("config: "+tc.want, err.Error()); diff != "" {
-				t.Errorf("message (-want +got):\n%s", diff)
+			if msg := err.Error(); msg != "config: "+tc.want && !(strings.HasSuffix(tc.want, "(") && strings.HasPrefix(msg, "config: "+tc.want)) {
+				t.Errorf("message = %q\nwant      %q", msg, "config: "+tc.want)
 			}
 		})
 	}
@@ -247,5 +348,44 @@ func TestDocumentation(t *testing.T) {
 		if s.Default != "" && !bytes.Contains(doc, []byte("`"+s.Default+"`")) {
 			t.Errorf("docs/configuration.md does not show the default of %s (%s)", s.Env, s.Default)
 		}
+	}
+}
+
+// TestCheck checks the rules between settings.
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string // "" for no error
+	}{
+		{"defaults", nil, ""},
+		{"cTrader URL without manager", map[string]string{"CASHIER_CTRADER_URL": "https://ct.example"},
+			"config: CASHIER_CTRADER_URL needs CASHIER_CTRADER_MANAGER_LOGIN and CASHIER_CTRADER_MANAGER_PASSWORD"},
+		{"cTrader URL with manager", map[string]string{"CASHIER_CTRADER_URL": "https://ct.example",
+			"CASHIER_CTRADER_MANAGER_LOGIN": "1001", "CASHIER_CTRADER_MANAGER_PASSWORD": "x"}, ""},
+		{"callback without URL", map[string]string{"CASHIER_PLATFORM_CONNECTOR": "callback"},
+			"config: CASHIER_PLATFORM_CONNECTOR=callback needs CASHIER_CALLBACK_URL and CASHIER_CALLBACK_TOKEN"},
+		{"callback without cTrader", map[string]string{"CASHIER_PLATFORM_CONNECTOR": "callback",
+			"CASHIER_CALLBACK_URL": "https://p.example/cb", "CASHIER_CALLBACK_TOKEN": "t"},
+			"config: CASHIER_PLATFORM_CONNECTOR=callback needs CASHIER_CTRADER_URL to read trading accounts"},
+		{"SMTP without sender", map[string]string{"CASHIER_SMTP_HOST": "mail.example"},
+			"config: CASHIER_SMTP_HOST needs CASHIER_SMTP_FROM"},
+		{"handoff without cTrader", map[string]string{"CASHIER_IDENTITY_MODE": "handoff"},
+			"config: CASHIER_IDENTITY_MODE=handoff needs CASHIER_CTRADER_URL to redeem cTrader's tokens"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, err := config.Load(nil, env(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Check()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("Check() = %v, want nil", err)
+			case tc.want != "" && (err == nil || err.Error() != tc.want || errs.CodeOf(err) != errs.Invalid):
+				t.Errorf("Check() = %v, want %q (EINVALID)", err, tc.want)
+			}
+		})
 	}
 }
