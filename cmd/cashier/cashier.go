@@ -10,22 +10,10 @@ import (
 
 	"github.com/opencashier/cashier/internal/config"
 	"github.com/opencashier/cashier/internal/jobs"
-	"github.com/opencashier/cashier/internal/ledger"
 	"github.com/opencashier/cashier/internal/platform/ctradersim"
 	"github.com/opencashier/cashier/internal/sqlstore"
 	_ "github.com/opencashier/cashier/internal/sqlstore/drivers" // SQLite and PostgreSQL
 )
-
-// schemas lists the database schema of every package, in version order.
-// Each package owns a range of migration versions (docs/architecture.md);
-// a package that adds tables adds its Schema here, and serve and migrate
-// pick it up.
-func schemas() []sqlstore.Schema {
-	return []sqlstore.Schema{
-		ledger.Schema, // 00001–00009
-		jobs.Schema,   // 00010–00019
-	}
-}
 
 // Main runs one cashier command. Set the fields, call Run once, then Close.
 // The zero values of Stdout, Stderr and Getenv are io.Discard, io.Discard

@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"slices"
 	"time"
 
@@ -25,6 +25,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.Check(); err != nil {
+		fmt.Fprintln(m.Stderr, "Run 'cashier serve -h' to list the settings.")
+		return usageError{err}
+	}
 	log := newLogger(cfg, m.Stderr)
 	// Packages that log through slog's default logger with a request's
 	// context (httpx, for one) get the same format and the request id.
@@ -37,14 +41,36 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
+	srv, addr, err := startServer(ctx, cfg, db, log)
+	if err != nil {
+		return err
+	}
+	public := cfg.PublicURL
+	if public == "" {
+		public = "http://" + addr
+	}
+	if _, err := m.compose(ctx, srv, wiring{cfg: cfg, db: db, log: log, registry: srv.Registry(),
+		publicURL: public, internalURL: internalURL(addr)}); err != nil {
+		abandon(ctx, srv)
+		return err
+	}
+	log.Info("cashier started", "addr", addr, "public_url", public,
+		"database", config.RedactURL(cfg.DatabaseURL), "version", buildVersion())
+	m.setReady(addr)
+	return srv.Serve(ctx)
+}
+
+// startServer migrates the database and binds the HTTP server, which
+// answers /readyz by pinging the database. It returns the server and the
+// address it listens on.
+func startServer(ctx context.Context, cfg config.Config, db *sqlstore.DB, log *slog.Logger) (*server.Server, string, error) {
 	applied, err := db.Migrate(ctx, schemas()...)
 	if err != nil {
-		return errs.Wrap("serve: migrate", err)
+		return nil, "", errs.Wrap("serve: migrate", err)
 	}
 	if len(applied) > 0 {
 		log.Info("applied migrations", "versions", applied)
 	}
-
 	srv := server.New(server.Options{
 		Addr:            cfg.Addr,
 		Logger:          log,
@@ -56,43 +82,54 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			return nil
 		},
 	})
-	// Later features mount their routes here with srv.Mount(pattern, handler).
 	addr, err := srv.Listen()
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	m.startJobs(ctx, db, cfg, log, srv)
-
-	public := cfg.PublicURL
-	if public == "" {
-		public = "http://" + addr
-	}
-	log.Info("cashier started", "addr", addr, "public_url", public,
-		"database", config.RedactURL(cfg.DatabaseURL), "version", buildVersion())
-	m.setReady(addr)
-	return srv.Serve(ctx)
+	return srv, addr, nil
 }
 
-// jobHandlers returns the handler of every job kind serve runs, keyed by
-// kind. A feature that enqueues jobs adds its kind here; until the first
-// one (the platform balance push) exists, only tests add kinds.
-func (m *Main) jobHandlers() map[string]jobs.Handler {
-	kinds := map[string]jobs.Handler{}
-	maps.Copy(kinds, m.jobKinds)
-	return kinds
+// compose builds the app, mounts its routes on srv and starts the job
+// workers. A setting a package refuses is a usage error.
+func (m *Main) compose(ctx context.Context, srv *server.Server, w wiring) (*app, error) {
+	a, err := buildApp(ctx, w)
+	if err != nil {
+		if errs.CodeOf(err) == errs.Invalid {
+			return nil, usageError{fmt.Errorf("settings: %w", err)}
+		}
+		return nil, errs.Wrap("serve: build", err)
+	}
+	for _, r := range a.routes {
+		srv.Mount(r.pattern, r.handler)
+	}
+	a.logParts(w.log)
+	m.startJobs(ctx, w.db, w.cfg, w.log, srv, a)
+	return a, nil
+}
+
+// abandon releases the socket of a server that will not serve: it serves
+// with a context that is already over, which shuts it down at once.
+func abandon(ctx context.Context, srv *server.Server) {
+	done, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	cancel()
+	_ = srv.Serve(done)
 }
 
 // startJobs runs the job workers until ctx is cancelled, and makes the
 // server's graceful shutdown wait for them: running jobs get most of the
 // shutdown timeout to finish, then they are cancelled and released for
 // another worker. With no workers configured or no job kinds it runs none.
-func (m *Main) startJobs(ctx context.Context, db *sqlstore.DB, cfg config.Config, log *slog.Logger, srv *server.Server) {
-	handlers := m.jobHandlers()
+func (m *Main) startJobs(ctx context.Context, db *sqlstore.DB, cfg config.Config, log *slog.Logger, srv *server.Server, a *app) {
+	kinds := a.jobKinds()
+	for k := range m.jobKinds {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
 	switch {
 	case cfg.JobWorkers == 0:
 		log.Info("job workers off (CASHIER_JOB_WORKERS=0)")
 		return
-	case len(handlers) == 0:
+	case len(kinds) == 0:
 		log.Info("no job kinds to run; job workers not started")
 		return
 	}
@@ -104,9 +141,7 @@ func (m *Main) startJobs(ctx context.Context, db *sqlstore.DB, cfg config.Config
 		Logger:        log,
 		Registerer:    srv.Registry(),
 	})
-	for _, kind := range slices.Sorted(maps.Keys(handlers)) {
-		runner.Handle(kind, handlers[kind])
-	}
+	a.register(runner, m.jobKinds)
 	stopped := make(chan error, 1)
 	go func() { stopped <- runner.Run(ctx) }()
 	srv.OnShutdown(func(sctx context.Context) error {
@@ -117,7 +152,7 @@ func (m *Main) startJobs(ctx context.Context, db *sqlstore.DB, cfg config.Config
 			return errs.E(errs.Unavailable, "serve: jobs", "job workers did not stop within the shutdown timeout; their jobs are retried when their leases end")
 		}
 	})
-	log.Info("job workers started", "workers", cfg.JobWorkers, "kinds", slices.Sorted(maps.Keys(handlers)))
+	log.Info("job workers started", "workers", cfg.JobWorkers, "kinds", kinds)
 }
 
 // newLogger builds the process logger: JSON or text on w at the configured

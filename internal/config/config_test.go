@@ -371,7 +371,10 @@ func TestCheck(t *testing.T) {
 		{"SMTP without sender", map[string]string{"CASHIER_SMTP_HOST": "mail.example"},
 			"config: CASHIER_SMTP_HOST needs CASHIER_SMTP_FROM"},
 		{"handoff without cTrader", map[string]string{"CASHIER_IDENTITY_MODE": "handoff"},
-			"config: CASHIER_IDENTITY_MODE=handoff needs CASHIER_CTRADER_URL to redeem cTrader's tokens"},
+			"config: CASHIER_IDENTITY_MODE=handoff needs CASHIER_CTRADER_URL, CASHIER_CTRADER_BROKER_CRM_NAME and CASHIER_CTRADER_BROKER_NAME to redeem cTrader's tokens"},
+		{"handoff with cTrader", map[string]string{"CASHIER_IDENTITY_MODE": "handoff", "CASHIER_CTRADER_URL": "https://ct.example",
+			"CASHIER_CTRADER_MANAGER_LOGIN": "1001", "CASHIER_CTRADER_MANAGER_PASSWORD": "x",
+			"CASHIER_CTRADER_BROKER_CRM_NAME": "crm", "CASHIER_CTRADER_BROKER_NAME": "broker"}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -753,8 +753,8 @@ func (c Config) Check() error {
 		return errs.E(errs.Invalid, op, "CASHIER_PLATFORM_CONNECTOR=callback needs CASHIER_CTRADER_URL to read trading accounts")
 	case c.SMTP.Host != "" && c.SMTP.From == "":
 		return errs.E(errs.Invalid, op, "CASHIER_SMTP_HOST needs CASHIER_SMTP_FROM")
-	case c.Identity.Mode == identity.ModeHandoff && c.CTrader.URL == "":
-		return errs.E(errs.Invalid, op, "CASHIER_IDENTITY_MODE=handoff needs CASHIER_CTRADER_URL to redeem cTrader's tokens")
+	case c.Identity.Mode == identity.ModeHandoff && (c.CTrader.URL == "" || c.CTrader.BrokerCrmName == "" || c.CTrader.BrokerName == ""):
+		return errs.E(errs.Invalid, op, "CASHIER_IDENTITY_MODE=handoff needs CASHIER_CTRADER_URL, CASHIER_CTRADER_BROKER_CRM_NAME and CASHIER_CTRADER_BROKER_NAME to redeem cTrader's tokens")
 	}
 	return nil
 }
