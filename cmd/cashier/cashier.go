@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/opencashier/cashier/internal/config"
@@ -16,9 +17,12 @@ import (
 )
 
 // Main runs one cashier command. Set the fields, call Run once, then Close.
-// The zero values of Stdout, Stderr and Getenv are io.Discard, io.Discard
-// and "no environment".
+// The zero values of Stdin, Stdout, Stderr and Getenv are an empty input,
+// io.Discard, io.Discard and "no environment".
 type Main struct {
+	// Stdin is read by commands that take a secret from standard input
+	// (users add --password-stdin).
+	Stdin io.Reader
 	// Stdout receives command output (reports, help asked for with -h).
 	Stdout io.Writer
 	// Stderr receives logs, usage after a mistake, and diagnostics.
@@ -43,6 +47,9 @@ func (m *Main) setup() {
 	m.init.Do(func() {
 		m.ready = make(chan struct{})
 		m.done = make(chan struct{})
+		if m.Stdin == nil {
+			m.Stdin = strings.NewReader("")
+		}
 		if m.Stdout == nil {
 			m.Stdout = io.Discard
 		}
@@ -87,8 +94,16 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the HTTP server (applies pending migrations first)", (*Main).serve},
+		{"demo", "run the cashier, a cTrader simulator and the sandbox provider with demo users", (*Main).demo},
 		{"migrate", "up: apply pending database migrations; status: list them", (*Main).migrate},
 		{"ledger", "verify: check the ledger's invariants (exit code 1 if any fails)", (*Main).ledger},
+		{"users", "add, list, disable or enable users", (*Main).users},
+		{"accounts", "link a trading account to a user; list accounts", (*Main).accounts},
+		{"crm-tokens", "revoke: revoke every crmApiToken (cTrader must get a new one)", (*Main).crmTokens},
+		{"push", "list, show or resolve balance pushes (resolve settles one in doubt)", (*Main).push},
+		{"fx", "list, set or unset exchange rates set by operators", (*Main).fx},
+		{"withdrawals", "list withdrawals awaiting approval; approve or reject one", (*Main).withdrawals},
+		{"tasks", "list what operators have to look at", (*Main).tasks},
 		{"sim", "run the cTrader simulator ('cashier sim -h' lists its flags)", (*Main).sim},
 		{"version", "print the version and build information", (*Main).version},
 		{"help", "print this help", (*Main).help},
@@ -104,7 +119,7 @@ Usage:
 Commands:
 `)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, `
 Run 'cashier <command> -h' for a command's flags and settings.

@@ -17,7 +17,7 @@ func main() {
 		<-ctx.Done()
 		stop() // the first signal starts a graceful shutdown; a second one kills at once
 	}()
-	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	m := &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 	err := m.Run(ctx, os.Args[1:])
 	if cerr := m.Close(); err == nil {
 		err = cerr
