@@ -117,7 +117,10 @@ func New(t testing.TB, opt Options) *Browser {
 	root, cancelRoot := context.WithTimeout(context.Background(), opt.Timeout)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(root, opts...)
 	ctx, cancelCtx := chromedp.NewContext(alloc)
-	b := &Browser{Ctx: ctx, t: t, allow: opt.Allow, done: make(chan struct{})}
+	// The browser asks every origin for /favicon.ico by itself; a missing
+	// one is not an error of the page under test.
+	allow := append([]string{"/favicon.ico"}, opt.Allow...)
+	b := &Browser{Ctx: ctx, t: t, allow: allow, done: make(chan struct{})}
 	b.cancel = func() { cancelCtx(); cancelAlloc(); cancelRoot() }
 	if err := chromedp.Do(ctx); err != nil {
 		b.cancel()

@@ -26,10 +26,10 @@ type accountView struct {
 func viewAccount(a funding.AccountView, lang string) accountView {
 	v := accountView{Login: a.Login, Currency: a.Currency.Code}
 	if a.Balance.Currency().Code != "" {
-		v.Balance = a.Balance.Display(lang)
+		v.Balance = display(a.Balance, lang)
 	}
 	if a.Withdrawable.Currency().Code != "" {
-		v.Withdrawable = a.Withdrawable.Display(lang)
+		v.Withdrawable = display(a.Withdrawable, lang)
 	}
 	return v
 }
@@ -227,10 +227,10 @@ func (s *screens) price(r *http.Request, f *flow, df depositForm, lang string) (
 }
 
 func previewLines(p payments.Price, tr web.Translator, lang string) []line {
-	out := []line{{Label: tr.Get("cashier.summary.you_pay"), Value: p.Gross.Display(lang)}}
+	out := []line{{Label: tr.Get("cashier.summary.you_pay"), Value: display(p.Gross, lang)}}
 	fee := tr.Get("cashier.fee.none")
 	if !p.Fee.IsZero() {
-		fee = p.Fee.Display(lang)
+		fee = display(p.Fee, lang)
 		if p.PaidBy == payments.PaidByBroker {
 			fee = tr.Get("cashier.fee.broker_pays", "Fee", fee)
 		}
@@ -239,7 +239,7 @@ func previewLines(p payments.Price, tr web.Translator, lang string) []line {
 	if p.FX != nil {
 		out = append(out, line{Label: tr.Get("cashier.summary.rate"), Value: rateText(p.FX, lang)})
 	}
-	out = append(out, line{Label: tr.Get("cashier.summary.credited"), Value: p.Account.Display(lang), Strong: true})
+	out = append(out, line{Label: tr.Get("cashier.summary.credited"), Value: display(p.Account, lang), Strong: true})
 	return out
 }
 

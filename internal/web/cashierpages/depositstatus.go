@@ -212,10 +212,10 @@ func (s *screens) renderDepositStatus(w http.ResponseWriter, r *http.Request, t 
 	d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.account"), Value: strconv.FormatInt(dep.Login, 10)},
 		line{Label: tr.Get("cashier.summary.method"), Value: method})
 	if !dep.Amount.IsZero() {
-		d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.you_pay"), Value: dep.Amount.Display(lang)})
+		d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.you_pay"), Value: display(dep.Amount, lang)})
 	}
 	if !dep.Credit.IsZero() {
-		d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.credited"), Value: dep.Credit.Display(lang), Strong: true})
+		d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.credited"), Value: display(dep.Credit, lang), Strong: true})
 	}
 	switch dep.Status {
 	case funding.DepositCompleted:
@@ -284,7 +284,7 @@ func instructionLines(in *psp.Instructions, tr web.Translator, lang string) (ban
 		}
 	}
 	if in.Address != "" {
-		add(&crypto, "cashier.crypto.amount", in.Amount.Display(lang), true)
+		add(&crypto, "cashier.crypto.amount", display(in.Amount, lang), true)
 		add(&crypto, "cashier.crypto.address", in.Address, true)
 		add(&crypto, "cashier.crypto.network", in.Network, false)
 		if in.RequiredConfirmations > 0 {
@@ -292,7 +292,7 @@ func instructionLines(in *psp.Instructions, tr web.Translator, lang string) (ban
 		}
 		return nil, crypto
 	}
-	add(&bank, "cashier.bank.amount", in.Amount.Display(lang), true)
+	add(&bank, "cashier.bank.amount", display(in.Amount, lang), true)
 	add(&bank, "cashier.bank.reference", in.Reference, true)
 	add(&bank, "cashier.bank.holder", in.AccountHolder, false)
 	add(&bank, "cashier.bank.iban", groupIBAN(in.IBAN), false)

@@ -34,6 +34,16 @@ func parseAmount(typed string, cur money.Currency) (money.Amount, error) {
 	return money.ParsePositive(s, cur)
 }
 
+// display formats an amount for people. In a right-to-left language it is
+// wrapped in a first-strong isolate, so that "١٠٠٫٠٠ US$" keeps CLDR's
+// order inside Arabic text.
+func display(a money.Amount, lang string) string {
+	if web.Dir(lang) == "rtl" {
+		return "\u2068" + a.Display(lang) + "\u2069"
+	}
+	return a.Display(lang)
+}
+
 // localDigits writes a plain decimal ("2.5") in the language's digits and
 // decimal separator.
 func localDigits(s, lang string) string {
@@ -75,9 +85,9 @@ func feeText(rule payments.FeeRule, cur string, tr web.Translator, lang string) 
 	case rule.PaidBy == payments.PaidByBroker || (!hasFixed && rule.PercentBps == 0):
 		return tr.Get("cashier.fee.none")
 	case hasFixed && rule.PercentBps > 0:
-		return percent(rule.PercentBps, lang) + " + " + fixed.Display(lang)
+		return percent(rule.PercentBps, lang) + " + " + display(fixed, lang)
 	case hasFixed:
-		return fixed.Display(lang)
+		return display(fixed, lang)
 	default:
 		return percent(rule.PercentBps, lang)
 	}
@@ -87,11 +97,11 @@ func feeText(rule payments.FeeRule, cur string, tr web.Translator, lang string) 
 func limitText(l payments.Limit, tr web.Translator, lang string) string {
 	switch {
 	case !l.Min.IsZero() && !l.Max.IsZero():
-		return tr.Get("cashier.limits.range", "Min", l.Min.Display(lang), "Max", l.Max.Display(lang))
+		return tr.Get("cashier.limits.range", "Min", display(l.Min, lang), "Max", display(l.Max, lang))
 	case !l.Min.IsZero():
-		return tr.Get("cashier.limits.min", "Min", l.Min.Display(lang))
+		return tr.Get("cashier.limits.min", "Min", display(l.Min, lang))
 	case !l.Max.IsZero():
-		return tr.Get("cashier.limits.max", "Max", l.Max.Display(lang))
+		return tr.Get("cashier.limits.max", "Max", display(l.Max, lang))
 	}
 	return ""
 }
@@ -100,11 +110,11 @@ func limitText(l payments.Limit, tr web.Translator, lang string) string {
 func limitMessage(le *payments.LimitError, methodName string, tr web.Translator, lang string) string {
 	switch le.Kind {
 	case payments.BelowMinimum:
-		return tr.Get("cashier.error.below_min", "Method", methodName, "Limit", le.Limit.Display(lang))
+		return tr.Get("cashier.error.below_min", "Method", methodName, "Limit", display(le.Limit, lang))
 	case payments.AboveMaximum:
-		return tr.Get("cashier.error.above_max", "Method", methodName, "Limit", le.Limit.Display(lang))
+		return tr.Get("cashier.error.above_max", "Method", methodName, "Limit", display(le.Limit, lang))
 	default:
-		return tr.Get("cashier.error.fee_exceeds", "Fee", le.Limit.Display(lang))
+		return tr.Get("cashier.error.fee_exceeds", "Fee", display(le.Limit, lang))
 	}
 }
 

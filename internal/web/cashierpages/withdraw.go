@@ -196,14 +196,14 @@ func (wf *withdrawForm) check(opts funding.WithdrawalOptions, tr web.Translator,
 	}
 	if l, ok := wf.Method.Withdrawal.Limits[cur.Code]; ok {
 		if c, _ := amount.Cmp(l.Min); !l.Min.IsZero() && c < 0 {
-			return amount, tr.Get("cashier.error.below_min", "Method", wf.Method.Name(lang), "Limit", l.Min.Display(lang))
+			return amount, tr.Get("cashier.error.below_min", "Method", wf.Method.Name(lang), "Limit", display(l.Min, lang))
 		}
 		if c, _ := amount.Cmp(l.Max); !l.Max.IsZero() && c > 0 {
-			return amount, tr.Get("cashier.error.above_max", "Method", wf.Method.Name(lang), "Limit", l.Max.Display(lang))
+			return amount, tr.Get("cashier.error.above_max", "Method", wf.Method.Name(lang), "Limit", display(l.Max, lang))
 		}
 	}
 	if c, err := amount.Cmp(opts.Account.Withdrawable); err == nil && c > 0 {
-		return amount, tr.Get("cashier.error.insufficient", "Available", opts.Account.Withdrawable.Display(lang), "Requested", amount.Display(lang))
+		return amount, tr.Get("cashier.error.insufficient", "Available", display(opts.Account.Withdrawable, lang), "Requested", display(amount, lang))
 	}
 	if len(wf.Errors) > 0 {
 		return amount, tr.Get("common.error.invalid")
@@ -321,7 +321,7 @@ func (s *screens) wReviewPage(w http.ResponseWriter, r *http.Request, f *flow, o
 		Method: methodRow{ID: wf.Method.ID, Name: wf.Method.Name(lang), Icon: icon(wf.Method.Icon)}, FormID: formID(r)}
 	d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.account"), Value: strconv.FormatInt(opts.Account.Login, 10)},
 		line{Label: tr.Get("cashier.summary.method"), Value: d.Method.Name},
-		line{Label: tr.Get("cashier.summary.withdraw_amount"), Value: amount.Display(lang), Strong: true},
+		line{Label: tr.Get("cashier.summary.withdraw_amount"), Value: display(amount, lang), Strong: true},
 		line{Label: tr.Get("cashier.summary.fee"), Value: feeText(wf.Method.Withdrawal.Fee, opts.Account.Currency.Code, tr, lang)})
 	if id := wf.Values[fieldCard]; id != "" {
 		d.Hidden = append(d.Hidden, field{fieldCard, id})
@@ -460,12 +460,12 @@ func insufficientText(b *payments.ErrorBody, cur money.Currency, requested money
 		cur = c
 	}
 	if a, err := money.ParseNumber(b.AvailableBalance, cur); err == nil {
-		avail = a.Display(lang)
+		avail = display(a, lang)
 	}
 	if q, err := money.ParseNumber(b.RequestedAmount, cur); err == nil {
 		requested = q
 	}
-	return tr.Get("cashier.error.insufficient", "Available", avail, "Requested", requested.Display(lang))
+	return tr.Get("cashier.error.insufficient", "Available", avail, "Requested", display(requested, lang))
 }
 
 // --- status ---
@@ -510,10 +510,10 @@ func (s *screens) renderWithdrawStatus(w http.ResponseWriter, r *http.Request, t
 		d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.destination"), Value: wd.Destination})
 	}
 	if !wd.Amount.IsZero() {
-		d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.withdraw_amount"), Value: wd.Amount.Display(lang), Strong: true})
+		d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.withdraw_amount"), Value: display(wd.Amount, lang), Strong: true})
 	}
 	if !wd.Net.IsZero() && !wd.Net.Equal(wd.Amount) {
-		d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.payout"), Value: wd.Net.Display(lang)})
+		d.Summary = append(d.Summary, line{Label: tr.Get("cashier.summary.payout"), Value: display(wd.Net, lang)})
 	}
 	switch wd.Status {
 	case funding.WithdrawalAwaiting2FA:

@@ -9,14 +9,15 @@
   function busyForms() {
     document.querySelectorAll("form.busy-form").forEach(function (form) {
       form.addEventListener("submit", function (ev) {
-        if (ev.defaultPrevented) { return; }
         var btn = ev.submitter || form.querySelector("button[type=submit]");
-        if (btn && btn.dataset.busy) {
-          btn.setAttribute("aria-busy", "true");
-          btn.textContent = btn.dataset.busy;
-        }
-        form.setAttribute("aria-busy", "true");
+        // After the other submit handlers: a check may still stop it.
         window.setTimeout(function () {
+          if (ev.defaultPrevented) { return; }
+          if (btn && btn.dataset.busy) {
+            btn.setAttribute("aria-busy", "true");
+            btn.textContent = btn.dataset.busy;
+          }
+          form.setAttribute("aria-busy", "true");
           form.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
         }, 0);
       });
