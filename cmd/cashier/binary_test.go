@@ -144,3 +144,87 @@ func TestBinaryExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// TestBinaryDemo builds the real binary and runs `cashier demo` as a
+// process on free ports: it answers /healthz, serves the fake app, and
+// exits 0 on SIGTERM, keeping its data folder.
+func TestBinaryDemo(t *testing.T) {
+	bin := cashierBinary(t)
+	dir := t.TempDir()
+	manifest := filepath.Join(dir, "manifest.json")
+	cmd := exec.Command(bin, "demo", "-data", filepath.Join(dir, "data"), "-addr", "127.0.0.1:0", "-sim-addr", "127.0.0.1:0",
+		"--manifest", manifest)
+	cmd.Env = processEnv("CASHIER_DATABASE_URL=mysql://ignored", "CASHIER_ADDR=abc") // the demo ignores CASHIER_*
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+
+	// The demo prints its links once it serves. A real process: wait with
+	// a deadline.
+	var out bytes.Buffer
+	running := make(chan struct{})
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		sc := bufio.NewScanner(stdout)
+		signalled := false
+		for sc.Scan() {
+			out.WriteString(sc.Text() + "\n")
+			if !signalled && strings.HasPrefix(sc.Text(), "OpenCashier demo is running") {
+				signalled = true
+				close(running)
+			}
+		}
+	}()
+	select {
+	case <-running:
+	case <-drained:
+		t.Fatalf("cashier demo exited before it ran:\n%s", stderr.String())
+	case <-time.After(60 * time.Second):
+		t.Fatal("cashier demo did not start within 60s")
+	}
+	b, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var man Manifest
+	if err := json.Unmarshal(b, &man); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := get(t, man.CashierURL+"/healthz", nil); resp.StatusCode != 200 || body != "ok\n" {
+		t.Errorf("/healthz = %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, man.AppURL, nil); resp.StatusCode != 200 {
+		t.Errorf("fake app = %d", resp.StatusCode)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() {
+		<-drained
+		exited <- cmd.Wait()
+	}()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("cashier demo after SIGTERM: %v, want exit 0\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("cashier demo did not exit within 30s of SIGTERM")
+	}
+	if !strings.Contains(out.String(), "Demo stopped.") {
+		t.Errorf("demo output lacks the stop message:\n%s", out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "cashier.db")); err != nil {
+		t.Errorf("the demo's database is not in its data folder: %v", err)
+	}
+}

@@ -47,7 +47,7 @@ const (
 	demoBrokerName      = "demo_broker"
 	// demoAutoApprove are the withdrawals paid without an operator; larger
 	// ones wait (cashier withdrawals approve).
-	demoAutoApprove = "USD:1000.00,EUR:1000.00,GBP:1000.00,JPY:150000,BTC:0.05"
+	demoAutoApprove = "USD:500.00,EUR:500.00,GBP:500.00,JPY:75000,BTC:0.01"
 )
 
 // demoPassword is the cashier password of a demo user.

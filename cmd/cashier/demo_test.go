@@ -301,41 +301,13 @@ func TestDemoDepositEndToEnd(t *testing.T) {
 		t.Fatalf("first demo account is %s, want USD", acc.Currency)
 	}
 
-	// Log in on the broker's screen; the success URL on the simulator
-	// exchanges the one-time login token.
-	resp, body := send(t, noRedirect, http.MethodPost, d.man.CashierURL+"/auth/login",
-		url.Values{"email": {alice.Email}, "password": {alice.Password}, "lang": {"en"}})
-	loc := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, d.man.SuccessURL+"?") {
-		t.Fatalf("POST /auth/login = %d to %q, want 303 to the success URL %s\n%s", resp.StatusCode, loc, d.man.SuccessURL, body)
-	}
-	if resp, body := send(t, client, http.MethodGet, loc, nil); resp.StatusCode != 200 || !strings.Contains(body, "Logged in as user") {
-		t.Fatalf("success page = %d, want the app to have exchanged the login token:\n%s", resp.StatusCode, body)
-	}
+	appLogin(t, d, alice)
 
-	// Deposit in the app: it gets a one-time token and frames the cashier.
-	resp, body = send(t, client, http.MethodPost, alice.AppURL+"/open", url.Values{"op": {"deposit:" + itoa64(acc.Login)}})
-	m := regexp.MustCompile(`src="([^"]*/inapp/deposit\?[^"]*)"`).FindStringSubmatch(body)
-	if resp.StatusCode != 200 || m == nil {
-		t.Fatalf("app Deposit = %d without a cashier frame:\n%s", resp.StatusCode, body)
-	}
-	cashierURL := html.UnescapeString(m[1])
-
-	// The cashier consumes the token and moves to a URL without it.
-	resp, body = send(t, client, http.MethodGet, cashierURL, nil)
-	if resp.StatusCode != 200 || resp.Request.URL.Query().Has("token") || !resp.Request.URL.Query().Has("s") {
-		t.Fatalf("GET %s = %d at %s, want 200 on a URL with a session handle instead of the token:\n%s", cashierURL, resp.StatusCode, resp.Request.URL, body)
-	}
-	handle := resp.Request.URL.Query().Get("s")
-	if resp.Header.Get("Content-Security-Policy") == "" || resp.Header.Get("Cache-Control") != "no-store" {
-		t.Errorf("cashier screen headers = %v, want a CSP and no-store", resp.Header)
-	}
-	if again, _ := send(t, noRedirect, http.MethodGet, cashierURL, nil); again.StatusCode < 400 || again.StatusCode >= 500 {
-		t.Errorf("the used one-time token opened the cashier again: %d, want a 4xx", again.StatusCode)
-	}
+	// Deposit in the app: the cashier opens with a one-time token.
+	handle := openCashier(t, d, alice, "deposit", acc.Login)
 
 	// Confirm 100.00 USD by card: the browser goes to the sandbox's page.
-	resp, body = send(t, client, http.MethodPost, d.man.CashierURL+"/inapp/deposit/confirm", url.Values{
+	resp, body := send(t, client, http.MethodPost, d.man.CashierURL+"/inapp/deposit/confirm", url.Values{
 		"s": {handle}, "method": {"card"}, "currency": {"USD"}, "amount": {"100.00"}, "id": {"req_e2e_deposit_1"}})
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Request.URL.String(), d.man.CashierURL+"/sandbox/checkout/") {
 		t.Fatalf("confirm = %d at %s, want the sandbox's card page:\n%s", resp.StatusCode, resp.Request.URL, body)
@@ -351,45 +323,27 @@ func TestDemoDepositEndToEnd(t *testing.T) {
 
 	// The webhook, the ledger and the push run as jobs: wait (a real
 	// process) for the DEPOSIT on the simulator.
-	type entry struct {
-		Type       string `json:"type"`
-		Delta      int64  `json:"delta"`
-		ExternalID string `json:"externalId"`
-	}
-	var history []entry
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, body := get(t, d.man.SimulatorURL+"/_sim/traders/"+itoa64(acc.Login)+"/history", nil)
-		if err := json.Unmarshal([]byte(body), &history); err != nil {
-			t.Fatalf("simulator history: %v\n%s", err, body)
-		}
-		if len(history) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no balance change reached the simulator within 30s\nlog:\n%s", d.stderr)
-		}
-		time.Sleep(100 * time.Millisecond) // polling a server that runs jobs in real time
-	}
+	var history []simEntry
+	eventually(t, "the DEPOSIT on the simulator", func() bool {
+		history = simHistory(t, d, acc.Login)
+		return len(history) > 0
+	})
 	if len(history) != 1 || history[0].Type != "DEPOSIT" || history[0].Delta <= 0 || history[0].Delta >= 10000 {
 		t.Fatalf("simulator history = %+v, want one DEPOSIT of at most 100.00", history)
 	}
 
-	// The cashier's push is applied, sent once; the status page says done.
-	deadline = time.Now().Add(30 * time.Second)
-	for {
-		out, _, err := run(t, nil, "push", "show", history[0].ExternalID, "-database-url", "sqlite:"+filepath.Join(d.dir, "cashier.db"))
-		if err == nil && strings.Contains(out, "state: applied") {
-			if !strings.Contains(out, "sends: 1\n") || !strings.Contains(out, "owner: deposit dep_") {
-				t.Errorf("push show:\n%s\nwant a deposit's push sent once", out)
-			}
-			break
+	// The cashier's push is applied, and was sent once.
+	dbURL := "sqlite:" + filepath.Join(d.dir, "cashier.db")
+	eventually(t, "push "+history[0].ExternalID+" applied", func() bool {
+		out, _, err := run(t, nil, "push", "show", history[0].ExternalID, "-database-url", dbURL)
+		if err != nil || !strings.Contains(out, "state: applied") {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("push %s not applied within 30s: %v\n%s", history[0].ExternalID, err, out)
+		if !strings.Contains(out, "sends: 1\n") || !strings.Contains(out, "owner: deposit dep_") {
+			t.Errorf("push show:\n%s\nwant a deposit's push sent once", out)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return true
+	})
 	_, body = get(t, d.man.SimulatorURL+"/_sim/stats", nil)
 	var stats struct {
 		BalanceChanges       int `json:"balanceChanges"`
@@ -400,6 +354,150 @@ func TestDemoDepositEndToEnd(t *testing.T) {
 	}
 	if stats.BalanceChanges != 1 || stats.DuplicateExternalIDs != 0 {
 		t.Errorf("simulator stats = %+v, want one balance change and no duplicate", stats)
+	}
+	if err := d.stop(t); err != nil {
+		t.Errorf("demo returned %v", err)
+	}
+}
+
+// appLogin logs the user in to the fake app as the app does it: the
+// broker's login screen (posted directly here) redirects to the success URL
+// on the simulator with a one-time login token, which the app exchanges at
+// the cashier's /oauth2/onetime/authorize.
+func appLogin(t *testing.T, d *demoRun, u ManifestUser) {
+	t.Helper()
+	resp, body := send(t, noRedirect, http.MethodPost, d.man.CashierURL+"/auth/login",
+		url.Values{"email": {u.Email}, "password": {u.Password}, "lang": {"en"}})
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, d.man.SuccessURL+"?") {
+		t.Fatalf("POST /auth/login = %d to %q, want 303 to the success URL %s\n%s", resp.StatusCode, loc, d.man.SuccessURL, body)
+	}
+	if resp, body := send(t, client, http.MethodGet, loc, nil); resp.StatusCode != 200 || !strings.Contains(body, "Logged in as user") {
+		t.Fatalf("success page = %d, want the app to have exchanged the login token:\n%s", resp.StatusCode, body)
+	}
+}
+
+// openCashier presses Deposit or Withdraw (op) in the fake app for one of
+// the user's accounts: the app asks the cashier for a one-time token and
+// frames the cashier screen with it. It opens the screen as the frame
+// would and returns the session handle the cashier moved to. A second use
+// of the same token must fail.
+func openCashier(t *testing.T, d *demoRun, u ManifestUser, op string, login int64) string {
+	t.Helper()
+	resp, body := send(t, client, http.MethodPost, u.AppURL+"/open", url.Values{"op": {op + ":" + itoa64(login)}})
+	m := regexp.MustCompile(`src="([^"]*/inapp/` + op + `\?[^"]*)"`).FindStringSubmatch(body)
+	if resp.StatusCode != 200 || m == nil {
+		t.Fatalf("app %s = %d without a cashier frame:\n%s", op, resp.StatusCode, body)
+	}
+	cashierURL := html.UnescapeString(m[1])
+	if !strings.HasPrefix(cashierURL, d.man.CashierURL+"/inapp/"+op+"?") {
+		t.Fatalf("the app framed %s, want the cashier's /inapp/%s", cashierURL, op)
+	}
+
+	// The cashier consumes the token and moves to a URL without it.
+	resp, body = send(t, client, http.MethodGet, cashierURL, nil)
+	if resp.StatusCode != 200 || resp.Request.URL.Query().Has("token") || !resp.Request.URL.Query().Has("s") {
+		t.Fatalf("GET %s = %d at %s, want 200 on a URL with a session handle instead of the token:\n%s", cashierURL, resp.StatusCode, resp.Request.URL, body)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'self' "+d.man.SimulatorURL) || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("cashier screen headers = %v, want a CSP letting the fake app frame it, and no-store", resp.Header)
+	}
+	if again, _ := send(t, noRedirect, http.MethodGet, cashierURL, nil); again.StatusCode < 400 || again.StatusCode >= 500 {
+		t.Errorf("the used one-time token opened the cashier again: %d, want a 4xx", again.StatusCode)
+	}
+	return resp.Request.URL.Query().Get("s")
+}
+
+// simHistory is an account's balance history on the simulator.
+type simEntry struct {
+	Type       string `json:"type"`
+	Delta      int64  `json:"delta"`
+	Balance    int64  `json:"balance"`
+	ExternalID string `json:"externalId"`
+}
+
+func simHistory(t *testing.T, d *demoRun, login int64) []simEntry {
+	t.Helper()
+	_, body := get(t, d.man.SimulatorURL+"/_sim/traders/"+itoa64(login)+"/history", nil)
+	var h []simEntry
+	if err := json.Unmarshal([]byte(body), &h); err != nil {
+		t.Fatalf("simulator history: %v\n%s", err, body)
+	}
+	return h
+}
+
+// eventually polls check every 100 ms until it reports true, failing the
+// test after 30 s. The demo runs its jobs in real time, so a test waits on
+// it as on an outside process.
+func eventually(t *testing.T, what string, check func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !check() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 30s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestDemoWithdrawalApprovedEndToEnd asks for a bank withdrawal above the
+// demo's automatic approval: the platform is debited at once, an operator
+// approves it with `cashier withdrawals approve`, the sandbox pays it out
+// and the withdrawal completes, with one WITHDRAW on the simulator.
+func TestDemoWithdrawalApprovedEndToEnd(t *testing.T) {
+	d := startDemo(t)
+	alice := d.man.Users[0]
+	acc := alice.Accounts[0]
+	dbURL := "sqlite:" + filepath.Join(d.dir, "cashier.db")
+
+	appLogin(t, d, alice)
+	handle := openCashier(t, d, alice, "withdraw", acc.Login)
+	resp, body := send(t, client, http.MethodPost, d.man.CashierURL+"/inapp/withdraw/confirm", url.Values{
+		"s": {handle}, "method": {"bank-transfer"}, "amount": {"600.00"}, "holderName": {"Alice Archer"},
+		"iban": {"DE89 3704 0044 0532 0130 00"}, "id": {"req_e2e_withdraw_1"}})
+	ticket := resp.Request.URL.Query().Get("t")
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/inapp/withdraw/status" || ticket == "" {
+		t.Fatalf("withdrawal confirm = %d at %s, want its status page:\n%s", resp.StatusCode, resp.Request.URL, body)
+	}
+	status := func() string {
+		_, body := get(t, d.man.CashierURL+"/inapp/withdraw/status.json?t="+url.QueryEscape(ticket), nil)
+		var s struct{ Status string }
+		_ = json.Unmarshal([]byte(body), &s)
+		return s.Status
+	}
+
+	// The money leaves the trading account before anyone approves.
+	eventually(t, "the WITHDRAW on the simulator", func() bool { return len(simHistory(t, d, acc.Login)) > 0 })
+	var id string
+	eventually(t, "the withdrawal awaiting approval", func() bool {
+		out, _, err := run(t, nil, "withdrawals", "list", "-database-url", dbURL)
+		if err != nil {
+			t.Fatalf("withdrawals list: %v", err)
+		}
+		if f := regexp.MustCompile(`(?m)^(wd_\S+)\s+` + itoa64(acc.Login) + `\s`).FindStringSubmatch(out); f != nil {
+			id = f[1]
+			return true
+		}
+		return false
+	})
+	if s := status(); s != "awaiting_approval" {
+		t.Errorf("status before approval = %q, want awaiting_approval", s)
+	}
+	if _, _, err := run(t, nil, "withdrawals", "approve", id, "-database-url", dbURL); ExitCode(err) != 2 {
+		t.Errorf("approve without -by = %v, want a usage error", err)
+	}
+	out, _, err := run(t, nil, "withdrawals", "approve", id, "-by", "tester", "-database-url", dbURL)
+	if err != nil || !strings.Contains(out, "withdrawal "+id+" is ") {
+		t.Fatalf("withdrawals approve = %q, %v", out, err)
+	}
+	eventually(t, "the withdrawal completed", func() bool { return status() == "completed" })
+
+	h := simHistory(t, d, acc.Login)
+	if len(h) != 1 || h[0].Type != "WITHDRAW" || h[0].Delta != -60000 || h[0].Balance != 40000 {
+		t.Errorf("simulator history = %+v, want one WITHDRAW of 600.00 leaving 400.00", h)
+	}
+	if out, _, err := run(t, nil, "withdrawals", "list", "-database-url", dbURL); err != nil || !strings.Contains(out, "0 withdrawals awaiting approval") {
+		t.Errorf("withdrawals list after approval = %q, %v", out, err)
 	}
 	if err := d.stop(t); err != nil {
 		t.Errorf("demo returned %v", err)
