@@ -371,6 +371,10 @@ func TestUsage(t *testing.T) {
 		{"ledger without subcommand", []string{"ledger"}, 2, "", "Usage: cashier ledger verify"},
 		{"version with argument", []string{"version", "x"}, 2, "", ""},
 		{"sim -h is the simulator's help", []string{"sim", "-h"}, 0, "Usage: cashier sim [flags]", ""},
+		{"demo -h", []string{"demo", "-h"}, 0, "Usage: cashier demo [flags]", ""},
+		{"demo with a bad address", []string{"demo", "-addr", "nowhere"}, 2, "", "Usage: cashier demo"},
+		{"demo with a stray argument", []string{"demo", "now"}, 2, "", "Usage: cashier demo"},
+		{"operator commands' help", []string{"push", "-h"}, 0, "cashier push resolve ID", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

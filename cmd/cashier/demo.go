@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/opencashier/cashier/internal/config"
 	"github.com/opencashier/cashier/internal/errs"
@@ -70,6 +71,7 @@ type Manifest struct {
 	MailboxURL        string `json:"mailboxURL"`        // mail the cashier sent
 	DataDir           string `json:"dataDir"`
 	DatabaseURL       string `json:"databaseURL"`
+	IdentityMode      string `json:"identityMode"` // sso or handoff
 }
 
 // ManifestManager is the simulator's WebServices manager.
@@ -106,6 +108,7 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 	manifestPath := fs.String("manifest", "", "also write the addresses and credentials as JSON to this file")
 	logLevel := fs.String("log-level", "warn", "lowest level logged on standard error: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	handoff := fs.Bool("handoff", false, "one-time-token handoff instead of SSO: cTrader (the simulator) owns identity and issues the cashier's tokens")
 	help := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: cashier demo [flags]\n\n%s\n\n", demoSynopsis)
 		fs.SetOutput(w)
@@ -142,7 +145,7 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 		dir = abs
 	}
 	cfg.DatabaseURL = "sqlite:" + filepath.Join(dir, "cashier.db")
-	cfg.ShutdownTimeout = 10e9 // 10s
+	cfg.ShutdownTimeout = 10 * time.Second
 
 	log := newLogger(cfg, m.Stderr)
 	prev := slog.Default()
@@ -165,7 +168,7 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 	crmPassword := randomToken()
 	sim, err := ctradersim.Start(context.WithoutCancel(ctx), ctradersim.Config{Addr: *simAddr, Seed: ctradersim.DemoSeed(),
 		Logger: log.With("component", "simulator"), BrokerName: demoBrokerName, BrokerCrmName: demoBrokerCrmName,
-		App: ctradersim.AppConfig{BrokerURL: cashierURL, CRMPassword: crmPassword}})
+		App: ctradersim.AppConfig{BrokerURL: cashierURL, CRMPassword: crmPassword, Handoff: *handoff}})
 	if err != nil {
 		abandon(ctx, srv)
 		return err
@@ -185,6 +188,9 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 	simURL := sim.URL()
 
 	demoConfig(&cfg, simURL, crmPassword)
+	if *handoff {
+		cfg.Identity.Mode = identity.ModeHandoff
+	}
 	box := mail.NewMailbox(0, nil)
 	a, err := m.compose(ctx, srv, wiring{cfg: cfg, db: db, log: log, registry: srv.Registry(),
 		publicURL: cashierURL, internalURL: internalURL(cashierAddr), mailer: box, rates: payments.DemoRates()})
@@ -203,7 +209,7 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 		Manager: ManifestManager{Login: demoManagerLogin, Password: demoManagerPassword}, Users: users,
 		AppURL: simURL + "/app/", LoginURL: cashierURL + "/auth/login", SuccessURL: cfg.Screens.SuccessURL,
 		SandboxControlURL: cashierURL + sandbox.Prefix + "/control", MailboxURL: cashierURL + "/_demo/mail/",
-		DataDir: dir, DatabaseURL: cfg.DatabaseURL}
+		DataDir: dir, DatabaseURL: cfg.DatabaseURL, IdentityMode: string(cfg.Identity.Mode)}
 
 	sec := httpx.SecurityHeaders(httpx.SecurityOptions{FrameAncestors: cfg.FrameAncestors})
 	srv.Mount("/_demo/mail/", sec(httpx.NoStore(http.StripPrefix("/_demo/mail", box.Handler()))))
@@ -353,7 +359,11 @@ func writeManifest(path string, man Manifest) error {
 func printDemo(w io.Writer, man Manifest, a *app) {
 	fmt.Fprintf(w, "OpenCashier demo is running. Press Ctrl-C to stop.\n\n")
 	fmt.Fprintf(w, "Open the fake cTrader app:  %s\n", man.AppURL)
-	fmt.Fprintf(w, "  Log in as one of these users (Log in on the app's first page), then Deposit or Withdraw:\n\n")
+	if man.IdentityMode == string(identity.ModeHandoff) {
+		fmt.Fprintf(w, "  One-time-token handoff: open a user's page and press Deposit or Withdraw (no broker login):\n\n")
+	} else {
+		fmt.Fprintf(w, "  Press Log in, sign in as one of these users, then Deposit or Withdraw on an account:\n\n")
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  e-mail\tpassword\tcTID\taccounts\tapp page\n")
 	for _, u := range man.Users {

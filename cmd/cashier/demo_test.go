@@ -515,3 +515,22 @@ func itoa64(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// TestDemoHandoff runs the demo in one-time-token handoff mode: the app
+// issues its own token without any broker login, and the cashier redeems
+// it at the simulator and opens the screen for the user's account.
+func TestDemoHandoff(t *testing.T) {
+	d := startDemo(t, "-handoff")
+	if d.man.IdentityMode != "handoff" {
+		t.Errorf("manifest identityMode = %q, want handoff", d.man.IdentityMode)
+	}
+	bob := d.man.Users[1]
+	handle := openCashier(t, d, bob, "deposit", bob.Accounts[0].Login)
+	resp, body := send(t, client, http.MethodGet, d.man.CashierURL+"/inapp/deposit?s="+url.QueryEscape(handle), nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, itoa64(bob.Accounts[0].Login)) {
+		t.Errorf("deposit screen in handoff mode = %d, want 200 showing account %d", resp.StatusCode, bob.Accounts[0].Login)
+	}
+	if err := d.stop(t); err != nil {
+		t.Errorf("demo returned %v", err)
+	}
+}

@@ -16,9 +16,12 @@ import (
 )
 
 const serveSynopsis = `Run the HTTP server: open the database, apply pending migrations, run the
-job workers, and answer /healthz, /readyz and /metrics. SIGINT or SIGTERM
-shuts it down gracefully: no new connections, in-flight requests and jobs
-finish (or jobs are released) within the shutdown timeout.`
+job workers, and answer /healthz, /readyz and /metrics, the cTrader-facing
+/oauth2/* endpoints and, as the settings allow, the login and cashier
+screens, payments and the sandbox provider (each part that is off is logged
+with the reason). SIGINT or SIGTERM shuts it down gracefully: no new
+connections, in-flight requests and jobs finish (or jobs are released)
+within the shutdown timeout.`
 
 func (m *Main) serve(ctx context.Context, args []string) error {
 	cfg, err := m.settings("serve", serveSynopsis, args, config.Settings)
