@@ -8,19 +8,32 @@ import (
 	"testing"
 
 	"github.com/opencashier/cashier/internal/platform/ctradersim"
+	"github.com/opencashier/cashier/internal/testutil/pgtest"
 )
 
 // TestServeWiresEveryPart runs serve against the cTrader simulator with the
 // sandbox on and a success URL: every surface answers, with the security
 // headers the settings ask for, and every job kind runs.
 func TestServeWiresEveryPart(t *testing.T) {
+	for _, dbName := range []string{"sqlite", "postgres"} {
+		t.Run(dbName, func(t *testing.T) {
+			dbURL := sqliteURL(t)
+			if dbName == "postgres" {
+				dbURL = pgtest.URL(t)
+			}
+			serveEveryPart(t, dbURL)
+		})
+	}
+}
+
+func serveEveryPart(t *testing.T, dbURL string) {
 	sim, err := ctradersim.Start(context.Background(), ctradersim.Config{Seed: ctradersim.DemoSeed()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sim.Close()
 	vars := map[string]string{
-		"CASHIER_DATABASE_URL":             sqliteURL(t),
+		"CASHIER_DATABASE_URL":             dbURL,
 		"CASHIER_CTRADER_URL":              sim.URL(),
 		"CASHIER_CTRADER_MANAGER_LOGIN":    "1001",
 		"CASHIER_CTRADER_MANAGER_PASSWORD": "manager-password",
