@@ -63,6 +63,9 @@ func TestBrowserCardDepositFromTheApp(t *testing.T) {
 	u.openApp(simAlice, simAliceUSD, "deposit", "en", "light")
 	u.see("#method-card")
 	u.seeText("#balance", "$1,000.00")
+	if src := u.frameURL(); strings.Contains(src, "token=") || !strings.Contains(src, "/inapp/deposit?s=") {
+		t.Errorf("the frame shows %s; the token must be gone from its address", src)
+	}
 	u.click("#method-card")
 	u.fill("#amount", "100")
 	u.seeText("#preview", "$97.20") // the live preview, by our script
@@ -259,6 +262,14 @@ func TestBrowserWithoutJavaScript(t *testing.T) {
 	u := newUI(t, sys, browser.Options{})
 	u.Must(browser.DisableJavaScript(true))
 	u.navigate(sys.cashierURL(t, sys.bob, "deposit", simBobJPY, "&lang=de&theme=light"))
+	u.see("#method-bank-transfer")
+	deadline := time.Now().Add(wait)
+	for strings.Contains(u.location(), "token=") { // the <meta> refresh to the token-less URL
+		if time.Now().After(deadline) {
+			t.Fatalf("still at %s", u.location())
+		}
+		time.Sleep(50 * time.Millisecond) // polling the browser with a deadline
+	}
 	u.depositFlow("bank-transfer", "10000")
 	u.seeText("#bank", "Verwendungszweck")
 	deps, err := sys.fund.Deposits(context.Background(), sys.bob.ID, 10)

@@ -76,6 +76,12 @@ type Options struct {
 	// https://crm.broker.example (required). Providers' return URLs are
 	// built on it, never on the request's Host header.
 	PublicURL string
+	// RedirectAfterOpen answers the app's URL (with the one-time token)
+	// with a 303 redirect to the token-less URL. By default the first
+	// screen is shown at once and its script replaces the address, which
+	// saves a round trip on the screen the trader waits for (a <meta>
+	// refresh does the redirect without JavaScript).
+	RedirectAfterOpen bool
 	// SuccessURL is the success URL built into the app (required): reaching
 	// it makes the app close the view.
 	SuccessURL string

@@ -35,6 +35,10 @@ type common struct {
 	// (the success URL after a completed operation).
 	RedirectURL   string
 	RedirectAfter string
+	// Canonical is the token-less URL of a first screen shown in answer to
+	// the token URL: the script puts it in the address bar, and without
+	// JavaScript the page goes there.
+	Canonical string
 	// Translated labels of the shared parts.
 	ProgressLabel string
 	HelpLabel     string
@@ -82,6 +86,9 @@ func (s *screens) common(r *http.Request, p prefs, raw string, op operation, cur
 		HelpURL: s.helpLink(r, p)}
 	lang := s.r.Lang(p.Lang)
 	c.labels(lang)
+	if u, ok := r.Context().Value(canonicalKey{}).(string); ok {
+		c.Canonical = u
+	}
 	labels := depositSteps
 	if op == opWithdraw {
 		labels = withdrawSteps

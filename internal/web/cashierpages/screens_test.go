@@ -19,27 +19,37 @@ import (
 	"github.com/opencashier/cashier/internal/web/cashierpages"
 )
 
-// The token is consumed on first load and replaced by a handle; the browser
-// lands on a URL without the token, and the same token cannot open the
-// cashier again.
+// The token is consumed on first load and replaced by a handle: the first
+// screen comes at once with the token-less URL, which the page's script
+// puts in the address bar (and a <meta> refresh goes to without
+// JavaScript); the same token cannot open the cashier again.
 func TestOpenReplacesTokenWithSession(t *testing.T) {
 	s := newSite(t)
 	tok := s.token(s.alice, aliceUSD)
 	first := s.get("/inapp/deposit?token=" + url.QueryEscape(tok) + "&account=8673590&lang=en&theme=light&source=iOS&utm_source=x&eventName=deposit_initiated")
-	if first.status != http.StatusSeeOther {
-		t.Fatalf("first load answered %d:\n%s", first.status, first.body)
+	first.must(t, 200, "8673590", `id="method-card"`, `id="method-bank-transfer"`, "Bank card", "$1,000.00", `aria-current="step"`)
+	m := regexp.MustCompile(`<div hidden id="canonical" data-url="([^"]+)"></div><noscript><meta http-equiv="refresh" content="0;url=([^"]+)"></noscript>`).FindStringSubmatch(first.body)
+	if m == nil || html.UnescapeString(m[1]) != html.UnescapeString(m[2]) {
+		t.Fatalf("the first screen names no token-less URL:\n%s", first.body)
 	}
-	loc, err := url.Parse(first.location())
-	if err != nil || loc.Path != "/inapp/deposit" || loc.Query().Get("s") == "" {
-		t.Fatalf("redirected to %q, want /inapp/deposit?s=…", first.location())
+	canonical, err := url.Parse(html.UnescapeString(m[1]))
+	if err != nil || canonical.Path != "/inapp/deposit" || canonical.Query().Get("s") == "" || canonical.Query().Has("token") {
+		t.Fatalf("token-less URL %q", m[1])
 	}
-	if strings.Contains(first.location(), tok) || loc.Query().Has("token") {
-		t.Fatalf("the token is still in the URL: %s", first.location())
+	if strings.Contains(first.body, tok) {
+		t.Fatal("the first screen carries the token in a link or form")
 	}
-	methods := s.get(first.location())
-	methods.must(t, 200, "8673590", `id="method-card"`, `id="method-bank-transfer"`, "Bank card", "$1,000.00", `aria-current="step"`)
-	again := s.get("/inapp/deposit?token=" + url.QueryEscape(tok) + "&account=8673590")
-	again.must(t, http.StatusGone, "already been used")
+	s.get(canonical.String()).must(t, 200, `id="method-card"`)
+	s.get("/inapp/deposit?token="+url.QueryEscape(tok)+"&account=8673590").must(t, http.StatusGone, "already been used")
+
+	// With RedirectAfterOpen the server redirects instead.
+	r := newSite(t, func(o *cashierpages.Options) { o.RedirectAfterOpen = true })
+	red := r.get("/inapp/withdraw?token=" + url.QueryEscape(r.token(r.bob, bobUSD)) + "&account=8673592")
+	loc, err := url.Parse(red.location())
+	if red.status != http.StatusSeeOther || err != nil || loc.Path != "/inapp/withdraw" || loc.Query().Get("s") == "" || loc.Query().Has("token") {
+		t.Fatalf("RedirectAfterOpen: %d → %q", red.status, red.location())
+	}
+	r.get(red.location()).must(t, 200, "Available to withdraw")
 }
 
 func TestTokenProblemsGetAClearPage(t *testing.T) {

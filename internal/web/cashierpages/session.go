@@ -1,6 +1,7 @@
 package cashierpages
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -93,8 +94,28 @@ func (s *screens) open(w http.ResponseWriter, r *http.Request, op operation) {
 	}
 	s.log.InfoContext(r.Context(), "cashier opened", "screen", op, "user", sess.UserID, "account", sess.Account,
 		"mode", sess.Mode, "source", ps.Source)
-	http.Redirect(w, r, s.entryPath(op)+"?"+url.Values{"s": {raw}}.Encode(), http.StatusSeeOther)
+	canonical := s.entryPath(op) + "?" + url.Values{"s": {raw}}.Encode()
+	if s.opt.RedirectAfterOpen {
+		http.Redirect(w, r, canonical, http.StatusSeeOther)
+		return
+	}
+	// Show the first screen at once, as if the browser had been redirected
+	// to the token-less URL: the page's script replaces the address (no
+	// round trip), and without JavaScript a <meta> refresh goes there.
+	r2 := r.Clone(context.WithValue(r.Context(), canonicalKey{}, canonical))
+	r2.URL.RawQuery = url.Values{"s": {raw}}.Encode()
+	r2.RequestURI = canonical
+	r2.Form = nil
+	if op == opWithdraw {
+		s.withdrawEntry(w, r2)
+	} else {
+		s.depositEntry(w, r2)
+	}
 }
+
+// canonicalKey marks a first screen shown in answer to the token URL; its
+// value is the URL the page stands for.
+type canonicalKey struct{}
 
 // tokenError explains why the token of a first request did not open the
 // cashier: a clear page with a 4xx status.

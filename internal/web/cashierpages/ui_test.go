@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -154,4 +156,17 @@ func (u *ui) openApp(userID, login int64, action, lang, theme string) {
 func (u *ui) location() string {
 	u.t.Helper()
 	return browser.Value(u.Browser, chromedp.Location())
+}
+
+// frameURL is the address of the app's iframe as the browser has it now.
+func (u *ui) frameURL() string {
+	u.t.Helper()
+	tree, err := chromedp.Call(u.Ctx, cdppage.GetFrameTree, cdp.Empty{})
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	if len(tree.FrameTree.ChildFrames) == 0 {
+		u.t.Fatal("the app shows no frame")
+	}
+	return tree.FrameTree.ChildFrames[0].Frame.URL
 }

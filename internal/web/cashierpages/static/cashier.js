@@ -167,7 +167,17 @@
     window.setTimeout(poll, every);
   }
 
+  // A first screen shown in answer to the app's URL drops the one-time
+  // token from the address (the token is spent; a reload must not use it).
+  function canonicalURL() {
+    var c = document.getElementById("canonical");
+    if (c && c.dataset.url && window.history && window.history.replaceState) {
+      window.history.replaceState(null, "", c.dataset.url);
+    }
+  }
+
   function start() {
+    canonicalURL();
     busyForms();
     livePreview();
     checkedForms();
