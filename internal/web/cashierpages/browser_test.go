@@ -7,6 +7,7 @@ package cashierpages_test
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -279,4 +280,41 @@ func TestBrowserWithoutJavaScript(t *testing.T) {
 	sys.sandboxControl(t, deps[0].PaymentID, "arrive")
 	u.seeText("#headline", "Einzahlung abgeschlossen")
 	u.waitBalance(simBobJPY, money.New(160000, money.MustCurrency("JPY")).Decimal())
+}
+
+var mailCodeRe = regexp.MustCompile(`\n    (\d{6})\n`)
+
+// With 2FA on, a withdrawal waits for the code e-mailed to the trader: a
+// wrong code is refused with the attempts left, the right one sends it on
+// (here to automatic approval and the payout to the card deposited with).
+func TestBrowserWithdrawalWithCode(t *testing.T) {
+	sys := newSystem(t, systemOptions{funding: func(c *funding.Config) { c.Require2FA = true }})
+	u := newUI(t, sys, browser.Options{Allow: []string{"status of 422"}})
+	// A card deposit first, so that the card can be paid out to.
+	u.navigate(sys.cashierURL(t, sys.alice, "deposit", simAliceUSD, "&lang=en"))
+	u.depositFlow("card", "40")
+	u.payByCard("4242424242424242")
+	u.seeText("#headline", "Deposit completed")
+
+	u.openApp(simAlice, simAliceUSD, "withdraw", "en", "dark")
+	u.click("#method-card")
+	u.seeText("fieldset", "visa •••• 4242")
+	u.fill("#amount", "25")
+	u.click("#review")
+	u.seeText(".summary", "visa •••• 4242")
+	u.click("#confirm")
+	u.seeText("#headline", "Enter your confirmation code")
+	m, ok := sys.box.Last("alice@example.com")
+	code := mailCodeRe.FindStringSubmatch(m.Mail.Text)
+	if !ok || code == nil {
+		t.Fatalf("no code mailed: %+v", m)
+	}
+	u.fill("#code", "000000")
+	u.click("#code-submit")
+	u.seeText("#code-error", "This code is not right")
+	u.seeText("#code-note", "Attempts left: 4.")
+	u.fill("#code", code[1])
+	u.click("#code-submit")
+	u.seeText("#headline", "Withdrawal paid")
+	u.waitBalance(simAliceUSD, "1013.70") // 1000 + 38.70 (40 less the 1.30 fee) − 25
 }

@@ -84,7 +84,7 @@ func (f *fakeFunding) DepositOptions(_ context.Context, u funding.Customer, logi
 	return funding.DepositOptions{Account: a, Methods: f.methods(payments.Deposit, a.Currency.Code, u)}, nil
 }
 
-var eurUSD = money.MustParseRate("1.0835")
+var fakeRates = map[string]money.Rate{"EUR/USD": money.MustParseRate("1.0835"), "USDT/USD": money.MustParseRate("1")}
 
 func (f *fakeFunding) QuoteDeposit(_ context.Context, u funding.Customer, login int64, methodID string, amount money.Amount) (payments.Price, error) {
 	f.mu.Lock()
@@ -103,15 +103,16 @@ func (f *fakeFunding) price(a funding.AccountView, methodID string, amount money
 	}
 	p := payments.Price{Quote: q, Account: q.Net}
 	if q.Net.Currency() != a.Currency {
-		if q.Net.Currency().Code != "EUR" || a.Currency.Code != "USD" {
+		rate, ok := fakeRates[q.Net.Currency().Code+"/"+a.Currency.Code]
+		if !ok {
 			return payments.Price{}, errs.E(errs.Unavailable, "fake", "no rate")
 		}
-		to, err := money.Convert(q.Net, a.Currency, eurUSD, money.RoundHalfEven)
+		to, err := money.Convert(q.Net, a.Currency, rate, money.RoundHalfEven)
 		if err != nil {
 			return payments.Price{}, err
 		}
 		p.Account = to
-		p.FX = &payments.Conversion{From: q.Net, To: to, MidRate: eurUSD, Rate: eurUSD}
+		p.FX = &payments.Conversion{From: q.Net, To: to, MidRate: rate, Rate: rate}
 	}
 	return p, nil
 }
@@ -143,6 +144,9 @@ func (f *fakeFunding) StartDeposit(_ context.Context, req funding.DepositRequest
 	case psp.BankTransfer:
 		d.Next = funding.Next{Kind: psp.NextInstructions, Instructions: &psp.Instructions{BankName: "Sandbox Bank plc", AccountHolder: "Client Funds",
 			IBAN: "GB33BUKB20201555555555", BIC: "BUKBGB22", Reference: "REF-" + d.ID, Amount: p.Gross}}
+	case psp.Crypto:
+		d.Next = funding.Next{Kind: psp.NextInstructions, Instructions: &psp.Instructions{Address: "TXYZsandboxAddress0000000000000001",
+			Network: "TRC20", RequiredConfirmations: 3, Amount: p.Gross}}
 	default:
 		d.Next = funding.Next{Kind: psp.NextRedirect, RedirectURL: f.hosted + "/" + d.ID + "?return=" + req.ReturnURL}
 	}

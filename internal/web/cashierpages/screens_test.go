@@ -239,6 +239,17 @@ func TestBankTransferShowsInstructions(t *testing.T) {
 	st.must(t, 200, "Datos para la transferencia", "GB33 BUKB 2020 1555 5555 55", "REF-dep_1", "Referencia (obligatoria)", "ya puede cerrar esta pantalla")
 }
 
+func TestCryptoShowsAddress(t *testing.T) {
+	s := newSite(t)
+	methods := s.open("deposit", s.alice, aliceUSD, "&lang=en")
+	amount := s.get(methods.link(t, "method-crypto"))
+	amount.must(t, 200, `<option value="USDT"`, `<option value="BTC"`)
+	review := s.get("/inapp/deposit/review?" + amount.form("currency", "USDT", "amount", "25").Encode())
+	review.must(t, 200, "1 USDT = 1 USD", "$25.00")
+	st := s.get(s.post("/inapp/deposit/confirm", review.hidden()).location())
+	st.must(t, 200, "Send crypto", "TXYZsandboxAddress0000000000000001", "TRC20", "Confirmations needed", "USDT")
+}
+
 func TestWithdrawalIsCheckedThenRequested(t *testing.T) {
 	s := newSite(t)
 	methods := s.open("withdraw", s.alice, aliceUSD, "")
