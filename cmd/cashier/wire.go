@@ -162,7 +162,6 @@ func buildApp(ctx context.Context, w wiring) (*app, error) {
 	}
 	a := &app{jobs: map[string]jobs.Handler{}, notify: &notifier{}, off: map[string]string{}}
 	sec := httpx.SecurityHeaders(httpx.SecurityOptions{FrameAncestors: cfg.FrameAncestors, HSTS: cfg.HSTS})
-	page := func(h http.Handler) http.Handler { return sec(httpx.NoStore(h)) }
 
 	// The trading platform.
 	var adapter *ctraderid.Adapter
@@ -340,14 +339,19 @@ func buildApp(ctx context.Context, w wiring) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.mount("/auth/", page(auth))
-	a.mount("/account/", page(auth))
+	// The identity screens carry the shared stylesheet inline: their CSP
+	// allows it by its hash (and nothing else inline).
+	authSec := httpx.SecurityHeaders(httpx.SecurityOptions{FrameAncestors: cfg.FrameAncestors, HSTS: cfg.HSTS,
+		InlineStyles: []string{a.renderer.StyleSource()}})
+	a.mount("/auth/", authSec(httpx.NoStore(auth)))
+	a.mount("/account/", authSec(httpx.NoStore(auth)))
 	if a.funding == nil {
 		a.off["cashier screens"] = "deposits and withdrawals are off"
 		return a, nil
 	}
-	// The cashier screens set their own security headers and no-store
-	// (their versioned script and style are cached).
+	// The cashier screens set their own security headers (a CSP with the
+	// hash of their inline CSS) and no-store (their versioned script is
+	// cached); they are mounted without sec, so theirs is the one policy sent.
 	screens, err := cashierpages.New(cashierpages.Deps{Identity: idsvc, Funding: a.funding, Renderer: a.renderer, Methods: catalog},
 		cashierpages.Options{DepositPath: cfg.Screens.DepositPath, WithdrawPath: cfg.Screens.WithdrawPath,
 			PublicURL: w.publicURL, SuccessURL: cfg.Screens.SuccessURL, CloseURL: cfg.Screens.CloseURL,

@@ -1,7 +1,10 @@
 package httpx
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
+	"regexp"
 	"strings"
 )
 
@@ -13,18 +16,48 @@ type SecurityOptions struct {
 	FrameAncestors []string
 	// HSTS adds Strict-Transport-Security; turn it on when served over HTTPS.
 	HSTS bool
+	// InlineStyles are the hash sources ('sha256-…', see HashSource) of the
+	// inline <style> elements the pages carry (their critical CSS); each is
+	// added to style-src, which allows those exact contents and nothing
+	// else inline. Empty: no inline style at all.
+	InlineStyles []string
+}
+
+// hashSource is a CSP hash source expression.
+var hashSource = regexp.MustCompile(`^'sha(256|384|512)-[A-Za-z0-9+/]+={0,2}'$`)
+
+// HashSource returns the CSP source expression ('sha256-…') that allows an
+// inline <style> (or <script>) element whose text is exactly content. The
+// browser hashes the text after parsing, which turns "\r\n" into "\n": hash
+// the content with the line breaks the page will have.
+func HashSource(content []byte) string {
+	sum := sha256.Sum256(content)
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
 }
 
 // SecurityHeaders sets the headers every response carries: a strict CSP
-// (own origin only, no inline script, frame-ancestors from configuration),
-// nosniff, no referrer, and HSTS when enabled. It never sends
-// X-Frame-Options, which would stop cTrader from framing the cashier.
+// (own origin only, no inline script, inline style only with the hashes of
+// opt.InlineStyles, frame-ancestors from configuration), nosniff, no
+// referrer, and HSTS when enabled. It never sends X-Frame-Options, which
+// would stop cTrader from framing the cashier. It replaces any CSP an outer
+// handler set, so a response carries one policy. It panics when an entry of
+// opt.InlineStyles is not a hash source (a programming error, found at
+// start-up).
 func SecurityHeaders(opt SecurityOptions) func(http.Handler) http.Handler {
 	ancestors := "'none'"
 	if len(opt.FrameAncestors) > 0 {
 		ancestors = strings.Join(opt.FrameAncestors, " ")
 	}
-	csp := "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	styles := "'self'"
+	for _, src := range opt.InlineStyles {
+		if !hashSource.MatchString(src) {
+			panic("httpx.SecurityHeaders: inline style " + src + " is not a CSP hash source")
+		}
+		if !strings.Contains(styles, src) {
+			styles += " " + src
+		}
+	}
+	csp := "default-src 'self'; script-src 'self'; style-src " + styles + "; img-src 'self' data:; " +
 		"connect-src 'self'; form-action 'self' *; base-uri 'none'; object-src 'none'; frame-ancestors " + ancestors
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

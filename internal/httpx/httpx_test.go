@@ -116,3 +116,65 @@ func TestSecurityHeaders(t *testing.T) {
 		}
 	}
 }
+
+// The CSP allows the hashed inline styles and nothing else inline.
+func TestSecurityHeadersInlineStyles(t *testing.T) {
+	critical := HashSource([]byte("body{margin:0}"))
+	tests := []struct {
+		name      string
+		styles    []string
+		wantStyle string
+	}{
+		{"none", nil, "style-src 'self';"},
+		{"one hash", []string{critical}, "style-src 'self' " + critical + ";"},
+		{"the same hash twice", []string{critical, critical}, "style-src 'self' " + critical + ";"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := SecurityHeaders(SecurityOptions{InlineStyles: tc.styles})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+			csps := rec.Header().Values("Content-Security-Policy")
+			if len(csps) != 1 {
+				t.Fatalf("%d CSP headers, want 1: %q", len(csps), csps)
+			}
+			csp := csps[0]
+			if !strings.Contains(csp, tc.wantStyle) || !strings.Contains(csp, "script-src 'self';") || strings.Contains(csp, "unsafe-inline") {
+				t.Errorf("CSP = %q, want %q, script-src 'self' and nothing unsafe", csp, tc.wantStyle)
+			}
+		})
+	}
+}
+
+// An outer SecurityHeaders (the server's) and an inner one (a screen's own,
+// with its style hash) leave one policy: the inner one.
+func TestSecurityHeadersInnerPolicyWins(t *testing.T) {
+	inner := HashSource([]byte("main{padding:16px}"))
+	outer := SecurityHeaders(SecurityOptions{})
+	h := outer(SecurityHeaders(SecurityOptions{InlineStyles: []string{inner}})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if csps := rec.Header().Values("Content-Security-Policy"); len(csps) != 1 || !strings.Contains(csps[0], inner) {
+		t.Errorf("CSP headers = %q, want one with %s", csps, inner)
+	}
+}
+
+func TestSecurityHeadersRefusesOtherSources(t *testing.T) {
+	for _, src := range []string{"'unsafe-inline'", "https://cdn.example", "'sha256-abc' 'unsafe-inline'", "sha256-qznLcsROx4GACP2dm0UCKCzCG+HiZ1guq6ZZDob/Tng="} {
+		t.Run(src, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("InlineStyles %q was accepted", src)
+				}
+			}()
+			SecurityHeaders(SecurityOptions{InlineStyles: []string{src}})
+		})
+	}
+}
+
+// The example of the CSP specification (§ "hash-source").
+func TestHashSource(t *testing.T) {
+	if got, want := HashSource([]byte("alert('Hello, world.');")), "'sha256-qznLcsROx4GACP2dm0UCKCzCG+HiZ1guq6ZZDob/Tng='"; got != want {
+		t.Errorf("HashSource = %s, want %s", got, want)
+	}
+}

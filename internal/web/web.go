@@ -13,9 +13,7 @@ package web
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -25,6 +23,7 @@ import (
 	"sync"
 
 	"github.com/opencashier/cashier/internal/errs"
+	"github.com/opencashier/cashier/internal/httpx"
 )
 
 //go:embed templates/*.html
@@ -52,9 +51,36 @@ type Options struct {
 type Renderer struct {
 	opt       Options
 	mu        sync.RWMutex
-	pages     map[string]*template.Template
-	cssURL    string
+	pages     map[string]page
+	base      []byte // the shared stylesheet (static/app.css)
+	baseStyle style
 	staticSub fs.FS
+}
+
+// page is a parsed page and the style inlined in its head.
+type page struct {
+	t     *template.Template
+	style style
+}
+
+// style is the content of a page's <style> element and the CSP source
+// expression that allows it.
+type style struct {
+	css    template.CSS
+	source string
+}
+
+// newStyle checks and hashes a page's critical CSS. Line breaks are
+// normalised to "\n" as the HTML parser does, so that the hash matches the
+// element's text in the browser. It returns an errs.Invalid error for CSS
+// that would end the <style> element early.
+func newStyle(css []byte) (style, error) {
+	norm := bytes.ReplaceAll(css, []byte("\r\n"), []byte("\n"))
+	norm = bytes.ReplaceAll(norm, []byte("\r"), []byte("\n"))
+	if bytes.Contains(bytes.ToLower(norm), []byte("</style")) {
+		return style{}, errs.E(errs.Invalid, "web.newStyle", "the CSS contains </style")
+	}
+	return style{css: template.CSS(norm), source: httpx.HashSource(norm)}, nil // #nosec: our own embedded CSS
 }
 
 // New returns a renderer with no pages yet.
@@ -76,10 +102,17 @@ func New(opt Options) *Renderer {
 	if err != nil {
 		panic(err)
 	}
-	sum := sha256.Sum256(css)
-	return &Renderer{opt: opt, pages: map[string]*template.Template{}, staticSub: sub,
-		cssURL: opt.StaticPrefix + "app.css?v=" + hex.EncodeToString(sum[:6])}
+	base, err := newStyle(css)
+	if err != nil {
+		panic(err) // the embedded stylesheet, checked by the tests
+	}
+	return &Renderer{opt: opt, pages: map[string]page{}, staticSub: sub, base: css, baseStyle: base}
 }
+
+// StyleSource returns the CSP source expression ('sha256-…') that allows
+// the <style> element of pages added with AddPages: add it to style-src
+// of the responses that carry them.
+func (r *Renderer) StyleSource() string { return r.baseStyle.source }
 
 // Brand returns the broker's name.
 func (r *Renderer) Brand() string { return r.opt.Brand }
@@ -93,10 +126,34 @@ func (r *Renderer) Lang(requested string) string { return ResolveLang(requested,
 
 // AddPages parses every file matching pattern in fsys as a page in the
 // shared layout, named by its base name without extension ("login.html" is
-// page "login"). Each file defines the templates "title" and "content". It
-// returns an errs.Invalid error for a template that does not parse.
+// page "login"). Each file defines the templates "title" and "content".
+// The pages carry the shared stylesheet inline; StyleSource allows it. It
+// returns an errs.Invalid error for a pattern that matches nothing or a
+// template that does not parse.
 func (r *Renderer) AddPages(fsys fs.FS, pattern string) error {
-	const op = "web.Renderer.AddPages"
+	return r.addPages("web.Renderer.AddPages", fsys, pattern, r.baseStyle)
+}
+
+// AddPagesWithCSS is AddPages for pages with CSS of their own: css follows
+// the shared stylesheet in the pages' <style> element. It returns the CSP
+// source expression ('sha256-…') that allows that element, to add to
+// style-src of the responses that carry these pages, and the errors of
+// AddPages, or an errs.Invalid error for CSS that contains "</style".
+func (r *Renderer) AddPagesWithCSS(fsys fs.FS, pattern string, css []byte) (string, error) {
+	const op = "web.Renderer.AddPagesWithCSS"
+	all := make([]byte, 0, len(r.base)+1+len(css))
+	all = append(append(append(all, r.base...), '\n'), css...)
+	st, err := newStyle(all)
+	if err != nil {
+		return "", errs.Wrap(op, err)
+	}
+	if err := r.addPages(op, fsys, pattern, st); err != nil {
+		return "", err
+	}
+	return st.source, nil
+}
+
+func (r *Renderer) addPages(op string, fsys fs.FS, pattern string, st style) error {
 	files, err := fs.Glob(fsys, pattern)
 	if err != nil {
 		return errs.Wrap(op, err)
@@ -115,7 +172,7 @@ func (r *Renderer) AddPages(fsys fs.FS, pattern string) error {
 			return errs.Ef(errs.Invalid, op, "page %s: %v", f, err)
 		}
 		name := strings.TrimSuffix(path.Base(f), path.Ext(f))
-		r.pages[name] = t
+		r.pages[name] = page{t: t, style: st}
 	}
 	return nil
 }
@@ -138,7 +195,7 @@ type Page struct {
 	tr       Translator
 	brand    string
 	legal    string
-	cssURL   string
+	style    template.CSS
 	template string
 }
 
@@ -155,8 +212,9 @@ func (p Page) Brand() string { return p.brand }
 // LegalEntity is the broker's legal entity for the footer.
 func (p Page) LegalEntity() string { return p.legal }
 
-// CSS is the URL of the stylesheet (with a content hash for caching).
-func (p Page) CSS() string { return p.cssURL }
+// Style is the page's CSS, for its <style> element; the CSP allows exactly
+// this content through its hash.
+func (p Page) Style() template.CSS { return p.style }
 
 // Template is the name of the page being rendered.
 func (p Page) Template() string { return p.template }
@@ -176,7 +234,7 @@ func NormalizeTheme(theme string) string {
 // logged and answered with a plain 500.
 func (r *Renderer) Render(w http.ResponseWriter, status int, name string, p Page) {
 	r.mu.RLock()
-	t, ok := r.pages[name]
+	pg, ok := r.pages[name]
 	r.mu.RUnlock()
 	if !ok {
 		slog.Error("web: unknown page", "page", name)
@@ -185,9 +243,9 @@ func (r *Renderer) Render(w http.ResponseWriter, status int, name string, p Page
 	}
 	p.Lang = r.Lang(p.Lang)
 	p.Theme = NormalizeTheme(p.Theme)
-	p.tr, p.brand, p.legal, p.cssURL, p.template = T(p.Lang), r.opt.Brand, r.opt.LegalEntity, r.cssURL, name
+	p.tr, p.brand, p.legal, p.style, p.template = T(p.Lang), r.opt.Brand, r.opt.LegalEntity, pg.style.css, name
 	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
+	if err := pg.t.ExecuteTemplate(&buf, "layout", p); err != nil {
 		slog.Error("web: render page", "page", name, "err", err)
 		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
 		return
@@ -202,10 +260,11 @@ func (r *Renderer) Render(w http.ResponseWriter, status int, name string, p Page
 	_, _ = w.Write(buf.Bytes())
 }
 
-// StaticHandler serves the stylesheet and other static files; mount it at
+// StaticHandler serves the static files (the shared stylesheet, app.css,
+// which the pages themselves carry inline); mount it at
 // Options.StaticPrefix: mux.Handle("GET /static/", r.StaticHandler()).
-// Files are served with a long cache lifetime, since their URLs carry a
-// content hash.
+// Files are served with a long cache lifetime: link them with a content
+// version in the query (?v=…).
 func (r *Renderer) StaticHandler() http.Handler {
 	fsrv := http.StripPrefix(strings.TrimSuffix(r.opt.StaticPrefix, "/"), http.FileServerFS(r.staticSub))
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/opencashier/cashier/internal/httpx"
 	"github.com/opencashier/cashier/internal/web"
 )
 
@@ -135,18 +137,24 @@ func TestRenderLanguagesThemesAndRTL(t *testing.T) {
 					t.Errorf("page lacks %q:\n%s", want, body)
 				}
 			}
-			if tc.wantTheme == "" && strings.Contains(body, "data-theme") {
-				t.Errorf("theme %q was not ignored", tc.theme)
-			} else if !strings.Contains(body, tc.wantTheme) {
-				t.Errorf("page lacks %q", tc.wantTheme)
+			// The theme is on the <html> element (the inline CSS names
+			// data-theme too).
+			htmlTag := regexp.MustCompile(`<html[^>]*>`).FindString(body)
+			if tc.wantTheme == "" && strings.Contains(htmlTag, "data-theme") {
+				t.Errorf("theme %q was not ignored: %s", tc.theme, htmlTag)
+			} else if !strings.Contains(htmlTag, tc.wantTheme) {
+				t.Errorf("%s lacks %q", htmlTag, tc.wantTheme)
 			}
 			if got := res.Header.Get("Content-Language"); got != tc.wantLang {
 				t.Errorf("Content-Language = %q", got)
 			}
-			for _, banned := range []string{"<script", " style=", "<style", "http://", "//cdn"} {
+			for _, banned := range []string{"<script", " style=", "http://", "//cdn"} {
 				if strings.Contains(body, banned) {
 					t.Errorf("page contains %q, which the CSP or the no-CDN rule forbids", banned)
 				}
+			}
+			if css := inlineStyle(t, body); httpx.HashSource([]byte(css)) != r.StyleSource() {
+				t.Errorf("the page's <style> does not hash to StyleSource %s", r.StyleSource())
 			}
 		})
 	}
@@ -156,22 +164,87 @@ func TestRenderLanguagesThemesAndRTL(t *testing.T) {
 	}
 }
 
-func TestStaticHandler(t *testing.T) {
+// inlineStyle returns the text of the page's only <style> element, which
+// must be in its head, and fails the test otherwise.
+func inlineStyle(t *testing.T, body string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?s)<style>(.*?)</style>`).FindAllStringSubmatchIndex(body, -1)
+	if len(m) != 1 || m[0][1] > strings.Index(body, "</head>") {
+		t.Fatalf("want one <style> element in the head, found %d:\n%s", len(m), body)
+	}
+	return body[m[0][2]:m[0][3]]
+}
+
+// Pages carry the shared stylesheet inline, exactly as the embedded file,
+// so the CSP hash of StyleSource (computed from that file) allows it.
+func TestPagesCarryTheStylesheetInline(t *testing.T) {
 	r := web.New(web.Options{})
 	if err := r.AddPages(testPages, "pages/*.html"); err != nil {
 		t.Fatal(err)
 	}
+	_, body := render(t, r, web.Page{Theme: "dark"})
+	want, err := fs.ReadFile(os.DirFS("static"), "app.css")
+	if err != nil {
+		t.Fatal(err)
+	}
+	css := inlineStyle(t, body)
+	if diff := cmp.Diff(string(want), css); diff != "" {
+		t.Errorf("inline style differs from static/app.css (-want +got):\n%s", diff)
+	}
+	if got, want := r.StyleSource(), httpx.HashSource(want); got != want {
+		t.Errorf("StyleSource = %s, want the hash of static/app.css %s", got, want)
+	}
+	if strings.Contains(body, `rel="stylesheet"`) {
+		t.Error("the page still waits for an external stylesheet")
+	}
+	for _, want := range []string{`[data-theme="dark"]`, "prefers-color-scheme: dark", `[dir="rtl"]`, "margin-inline"} {
+		if !strings.Contains(css, want) {
+			t.Errorf("stylesheet lacks %q", want)
+		}
+	}
+}
+
+// A screen's own CSS follows the shared stylesheet in the same element,
+// and the returned hash allows exactly that element.
+func TestAddPagesWithCSS(t *testing.T) {
+	r := web.New(web.Options{})
+	if err := r.AddPages(testPages, "pages/*.html"); err != nil {
+		t.Fatal(err)
+	}
+	own := fstest.MapFS{"own/styled.html": {Data: []byte(`{{define "title"}}Styled{{end}}{{define "content"}}<p class="big">x</p>{{end}}`)}}
+	src, err := r.AddPagesWithCSS(own, "own/*.html", []byte(".big {\r\n  font-size: 2rem;\r\n}\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	r.Render(rec, 200, "styled", web.Page{})
+	css := inlineStyle(t, rec.Body.String())
+	base, _ := fs.ReadFile(os.DirFS("static"), "app.css")
+	// The browser hashes the parsed text, where "\r\n" is "\n".
+	if want := string(base) + "\n.big {\n  font-size: 2rem;\n}\n"; css != want {
+		t.Errorf("inline style = %q, want app.css and the page's CSS with \\n line breaks", css)
+	}
+	if src != httpx.HashSource([]byte(css)) || src == r.StyleSource() {
+		t.Errorf("AddPagesWithCSS = %s, want the hash of the page's <style> %s (not the shared one's)", src, httpx.HashSource([]byte(css)))
+	}
+	// Pages added without CSS keep the shared style and its hash.
+	_, body := render(t, r, web.Page{})
+	if httpx.HashSource([]byte(inlineStyle(t, body))) != r.StyleSource() {
+		t.Error("AddPagesWithCSS changed the style of other pages")
+	}
+	if _, err := r.AddPagesWithCSS(own, "own/*.html", []byte("p{} </STYLE><script>alert(1)</script>")); err == nil {
+		t.Error("CSS that ends the <style> element was accepted")
+	}
+}
+
+// The static handler still serves the stylesheet, for a page that links it.
+func TestStaticHandler(t *testing.T) {
+	r := web.New(web.Options{})
 	mux := http.NewServeMux()
 	mux.Handle("GET /static/", r.StaticHandler())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	_, body := render(t, r, web.Page{})
-	i := strings.Index(body, `href="/static/app.css?v=`)
-	if i < 0 {
-		t.Fatalf("no stylesheet link in %s", body)
-	}
-	href := body[i+6 : i+6+strings.IndexByte(body[i+6:], '"')]
-	res, err := http.Get(srv.URL + href)
+	res, err := http.Get(srv.URL + "/static/app.css?v=1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,15 +252,10 @@ func TestStaticHandler(t *testing.T) {
 	css, _ := io.ReadAll(res.Body)
 	want, _ := fs.ReadFile(os.DirFS("static"), "app.css")
 	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/css") {
-		t.Fatalf("GET %s = %d %s", href, res.StatusCode, res.Header.Get("Content-Type"))
+		t.Fatalf("GET /static/app.css = %d %s", res.StatusCode, res.Header.Get("Content-Type"))
 	}
 	if diff := cmp.Diff(string(want), string(css)); diff != "" {
 		t.Error("served stylesheet differs from static/app.css")
-	}
-	for _, want := range []string{`[data-theme="dark"]`, "prefers-color-scheme: dark", `[dir="rtl"]`, "margin-inline"} {
-		if !strings.Contains(string(css), want) {
-			t.Errorf("stylesheet lacks %q", want)
-		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/opencashier/cashier/internal/errs"
+	"github.com/opencashier/cashier/internal/httpx"
 	"github.com/opencashier/cashier/internal/identity"
 	"github.com/opencashier/cashier/internal/sqlstore"
 	"github.com/opencashier/cashier/internal/testutil/dbtest"
@@ -50,11 +51,17 @@ func TestScreensInEveryLanguage(t *testing.T) {
 							t.Errorf("page contains %q", banned)
 						}
 					}
+					// The only inline style is the shared CSS, which the
+					// CSP allows by this hash (set by cmd/cashier).
+					styles := regexp.MustCompile(`(?s)<style>(.*?)</style>`).FindAllStringSubmatch(p.body, -1)
+					if len(styles) != 1 || httpx.HashSource([]byte(styles[0][1])) != s.style {
+						t.Errorf("want one <style> hashing to %s, found %d", s.style, len(styles))
+					}
 				}
 			})
 		}
 		// Without a theme the page follows the device.
-		if p := s.get("/auth/login?theme=neon"); strings.Contains(p.body, "data-theme") {
+		if p := s.get("/auth/login?theme=neon"); strings.Contains(regexp.MustCompile(`<html[^>]*>`).FindString(p.body), "data-theme") {
 			t.Error("an unknown theme was applied")
 		}
 	})

@@ -36,6 +36,7 @@ type site struct {
 	success *httptest.Server
 	hits    chan url.Values
 	client  *http.Client
+	style   string // the CSP hash source of the pages' inline CSS
 }
 
 func newSite(t *testing.T, db *sqlstore.DB, opt authpages.Options) *site {
@@ -52,6 +53,7 @@ func newSite(t *testing.T, db *sqlstore.DB, opt authpages.Options) *site {
 	t.Cleanup(srv.Close)
 	s.url = srv.URL
 	r := web.New(web.Options{Brand: "Demo Broker", LegalEntity: "Demo Broker Ltd", DefaultLang: "en"})
+	s.style = r.StyleSource()
 	opt.SuccessURL = s.success.URL + "/callback/success?app=1"
 	opt.PublicURL = srv.URL
 	opt.Mailer = s.box

@@ -16,8 +16,14 @@ import (
 //go:embed static/*
 var staticFS embed.FS
 
-// assets are the screens' own script and style, served from our origin
-// with a content hash in the URL.
+// cashierCSS is the screens' own CSS, which their pages carry inline after
+// the shared stylesheet (see New).
+//
+//go:embed style/cashier.css
+var cashierCSS []byte
+
+// assets are the screens' own static files (the script), served from our
+// origin with a content hash in the URL.
 type assets struct {
 	prefix string
 	files  map[string][]byte

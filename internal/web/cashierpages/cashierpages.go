@@ -22,9 +22,11 @@
 //
 // Every page has the Back/X controls of the shared layout and a help link,
 // light and dark themes, right-to-left layout for Arabic, and works at
-// 360 px. Responses carry the house CSP (script-src 'self', no inline
-// script or style, frame-ancestors from Options), no-store, and every POST
-// passes http.CrossOriginProtection.
+// 360 px. Its CSS (the shared stylesheet and the screens' own) is inline in
+// the head, so a page paints after one request even with an empty cache.
+// Responses carry the house CSP (script-src 'self', no inline script,
+// style-src 'self' plus the hash of exactly that CSS, frame-ancestors from
+// Options), no-store, and every POST passes http.CrossOriginProtection.
 package cashierpages
 
 import (
@@ -137,6 +139,7 @@ type screens struct {
 	forms   *ratelimit.Limiter
 	log     *slog.Logger
 	assets  assets
+	style   string // the CSP hash source of the pages' inline CSS
 	handler http.Handler
 }
 
@@ -216,11 +219,12 @@ func New(d Deps, opt Options) (http.Handler, error) {
 	if err := web.LoadMessages(messageFS, "i18n"); err != nil {
 		return nil, errs.Wrap(op, err)
 	}
-	if err := d.Renderer.AddPages(pageFS, "pages/*.html"); err != nil {
+	style, err := d.Renderer.AddPagesWithCSS(pageFS, "pages/*.html", cashierCSS)
+	if err != nil {
 		return nil, errs.Wrap(op, err)
 	}
 	s := &screens{id: d.Identity, fund: d.Funding, prof: d.Profiles, methods: d.Methods, r: d.Renderer, opt: opt, public: public, success: success,
-		seal: seal, forms: ratelimit.New(opt.FormEvery, opt.FormBurst, opt.Clock), log: opt.Logger}
+		seal: seal, forms: ratelimit.New(opt.FormEvery, opt.FormBurst, opt.Clock), log: opt.Logger, style: style}
 	s.assets = newAssets(opt.Prefix + "/assets/")
 	s.handler = s.routes()
 	return s, nil
@@ -255,12 +259,15 @@ func (s *screens) routes() http.Handler {
 	mux.HandleFunc("GET "+p+"/help", s.help)
 	mux.Handle("GET "+p+"/assets/", s.assets.handler())
 	mux.HandleFunc(p+"/", s.notFound)
-	sec := httpx.SecurityHeaders(httpx.SecurityOptions{FrameAncestors: s.opt.FrameAncestors, HSTS: s.opt.HSTS})
+	// The screens' own CSP, set last: it replaces one a server-wide
+	// wrapper may have set, so the browser sees one policy, with the hash.
+	sec := httpx.SecurityHeaders(httpx.SecurityOptions{FrameAncestors: s.opt.FrameAncestors, HSTS: s.opt.HSTS,
+		InlineStyles: []string{s.style}})
 	return sec(mux)
 }
 
 // ServeHTTP serves the screens. Pages and JSON are never cached; the
-// versioned script and style are cached for a year.
+// versioned script is cached for a year.
 func (s *screens) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasPrefix(r.URL.Path, s.opt.Prefix+"/assets/") {
 		w.Header().Set("Cache-Control", "no-store")

@@ -14,9 +14,9 @@ import (
 //go:embed parts/parts.html
 var partsFS embed.FS
 
-// parts are the pieces every cashier page shares: the stylesheet and
-// progress indicator at the top, the help link, self-refresh and script at
-// the bottom.
+// parts are the pieces every cashier page shares: the progress indicator
+// at the top, the help link, self-refresh and script at the bottom. (The
+// style is inline in the layout's head, see New.)
 var parts = template.Must(template.ParseFS(partsFS, "parts/parts.html"))
 
 // common is what every cashier page gets.
@@ -27,7 +27,6 @@ type common struct {
 	Steps   []step
 	HelpURL string
 	JS      string
-	CSS     string
 	// Refresh, when set, makes the page reload itself after that many
 	// seconds without JavaScript (a <meta> in <noscript>).
 	Refresh string
@@ -45,8 +44,7 @@ type common struct {
 	BusyLabel     string
 }
 
-// Head is the top of a page's content: its stylesheet and the progress
-// indicator.
+// Head is the top of a page's content: the progress indicator.
 func (c common) Head() template.HTML { return c.part("head") }
 
 // Foot is the bottom of a page's content: the help link, the refresh or
@@ -82,7 +80,7 @@ var (
 // common fills the shared page data; raw is the session handle ("" on
 // ticket pages) and current the 1-based step, 0 for none.
 func (s *screens) common(r *http.Request, p prefs, raw string, op operation, current int) common {
-	c := common{Prefix: s.opt.Prefix, Flow: string(op), JS: s.assets.url("cashier.js"), CSS: s.assets.url("cashier.css"), S: raw,
+	c := common{Prefix: s.opt.Prefix, Flow: string(op), JS: s.assets.url("cashier.js"), S: raw,
 		HelpURL: s.helpLink(r, p)}
 	lang := s.r.Lang(p.Lang)
 	c.labels(lang)
@@ -161,7 +159,7 @@ type problemData struct {
 func (s *screens) problem(w http.ResponseWriter, r *http.Request, p prefs, status int, msgID, retryURL string) {
 	lang := s.r.Lang(p.Lang)
 	tr := web.T(lang)
-	d := problemData{common: common{CSS: s.assets.url("cashier.css"), HelpURL: s.helpLink(r, p)},
+	d := problemData{common: common{HelpURL: s.helpLink(r, p)},
 		Title: tr.Get("cashier.error.title"), Text: tr.Get(msgID), Support: s.opt.SupportEmail}
 	d.labels(lang)
 	if status < 500 && status != http.StatusTooManyRequests {
@@ -190,7 +188,7 @@ func (s *screens) help(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasPrefix(back, "/") || strings.HasPrefix(back, "//") || strings.Contains(back, "\\") {
 		back = ""
 	}
-	d := helpData{common: common{CSS: s.assets.url("cashier.css")}, Support: s.opt.SupportEmail, Back: back}
+	d := helpData{Support: s.opt.SupportEmail, Back: back}
 	d.labels(s.r.Lang(ps.Lang))
 	s.render(w, http.StatusOK, "cashier_help", ps, "", back, d)
 }

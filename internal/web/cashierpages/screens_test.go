@@ -14,6 +14,7 @@ import (
 
 	"github.com/opencashier/cashier/internal/errs"
 	"github.com/opencashier/cashier/internal/funding"
+	"github.com/opencashier/cashier/internal/httpx"
 	"github.com/opencashier/cashier/internal/money"
 	"github.com/opencashier/cashier/internal/web"
 	"github.com/opencashier/cashier/internal/web/cashierpages"
@@ -88,16 +89,37 @@ func TestTokenProblemsGetAClearPage(t *testing.T) {
 }
 
 // Every page carries the CSP with the configured frame-ancestors, no-store,
-// and no inline script or style.
+// no inline script, and no inline style but its critical CSS in the head,
+// which the CSP allows by its hash.
 func TestPagesAreLockedDown(t *testing.T) {
 	s := newSite(t)
 	methods := s.open("deposit", s.alice, aliceUSD, "&lang=en")
 	amount := s.get(methods.link(t, "method-card"))
 	pages := []page{methods, amount, s.get("/inapp/deposit?token=x"), s.get("/inapp/help?lang=de")}
 	for i, p := range pages {
-		csp := p.header.Get("Content-Security-Policy")
-		if !strings.Contains(csp, "frame-ancestors https://app.ctrader.com") || !strings.Contains(csp, "script-src 'self'") {
+		csps := p.header.Values("Content-Security-Policy")
+		if len(csps) != 1 {
+			t.Fatalf("page %d: %d CSP headers %q, want one", i, len(csps), csps)
+		}
+		csp := csps[0]
+		if !strings.Contains(csp, "frame-ancestors https://app.ctrader.com") || !strings.Contains(csp, "script-src 'self';") || strings.Contains(csp, "unsafe-inline") {
 			t.Errorf("page %d: CSP %q", i, csp)
+		}
+		styles := regexp.MustCompile(`(?s)<style>(.*?)</style>`).FindAllStringSubmatchIndex(p.body, -1)
+		if len(styles) != 1 || styles[0][1] > strings.Index(p.body, "</head>") {
+			t.Fatalf("page %d: %d <style> elements, want one in the head", i, len(styles))
+		}
+		css := p.body[styles[0][2]:styles[0][3]]
+		if want := "style-src 'self' " + httpx.HashSource([]byte(css)) + ";"; !strings.Contains(csp, want) {
+			t.Errorf("page %d: CSP %q lacks the hash of its inline CSS (%s)", i, csp, want)
+		}
+		for _, want := range []string{".progress", "[data-theme=\"dark\"]"} {
+			if !strings.Contains(css, want) {
+				t.Errorf("page %d: the inline CSS lacks %s (the shared and the screens' CSS)", i, want)
+			}
+		}
+		if strings.Contains(p.body, `rel="stylesheet"`) {
+			t.Errorf("page %d still waits for an external stylesheet", i)
 		}
 		if p.header.Get("Cache-Control") != "no-store" || p.header.Get("X-Content-Type-Options") != "nosniff" || p.header.Get("Referrer-Policy") != "no-referrer" {
 			t.Errorf("page %d: headers %v", i, p.header)
@@ -105,7 +127,7 @@ func TestPagesAreLockedDown(t *testing.T) {
 		if p.header.Get("X-Frame-Options") != "" {
 			t.Errorf("page %d sends X-Frame-Options, which stops cTrader from framing it", i)
 		}
-		for _, banned := range []string{" style=", "<style", "onclick", "javascript:", "cTrader ID"} {
+		for _, banned := range []string{" style=", "onclick", "javascript:", "cTrader ID"} {
 			if strings.Contains(p.body, banned) {
 				t.Errorf("page %d contains %q", i, banned)
 			}
