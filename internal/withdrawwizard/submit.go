@@ -83,12 +83,14 @@ type checked struct {
 }
 
 // Submit checks a withdrawal for the user's wizard and previews it, starts
-// its code challenge, or requests it.
+// its code challenge, or requests it. Submitting the same withdrawal again
+// while it awaits its code sends a new code (after the resend cool-down).
 //
 // It returns errs.NotFound for an unknown wizard, another user's wizard, or
 // an account the user does not own; errs.Expired for a wizard past its
 // lifetime; errs.Conflict for a wizard already done or cancelled, or one
-// awaiting its code for a different withdrawal; errs.Invalid (with a
+// awaiting its code for a different withdrawal; errs.RateLimited for a
+// resend within the cool-down; errs.Invalid (with a
 // *FieldError or funding's *funding.FieldError, or a *payments.LimitError)
 // for a bad field; errs.Insufficient (see funding.AsInsufficient) when the
 // amount is more than may be withdrawn; and the errors of funding.
@@ -150,11 +152,22 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 		!w.Amount.Equal(c.amount) || !maps.Equal(w.Details, nonNil(sub.Data)) {
 		return Result{Wizard: w}, errs.E(errs.Conflict, op, "the wizard is awaiting the code for another withdrawal; start a new wizard to change it")
 	}
-	req := twofactor.ChallengeRequest{UserID: sub.UserID, Purpose: Purpose, Ref: w.UUID, Template: s.cfg.Template}
-	if !hasFactor {
-		req.Fallback = &twofactor.Recipient{Method: twofactor.Email, Email: c.customer.Email, Name: c.customer.Name}
+	var ch twofactor.Challenge
+	prev, err := s.d.TwoFactor.Challenge(ctx, sub.UserID, Purpose, w.UUID)
+	switch {
+	case err == nil && prev.Recipient.Method != twofactor.Google:
+		// Submitting the same withdrawal again asks for the code again:
+		// a new code once the cool-down is over, errs.RateLimited before.
+		ch, err = s.d.TwoFactor.Resend(ctx, sub.UserID, Purpose, w.UUID, s.cfg.Template)
+	case err == nil:
+		ch = prev
+	case errs.CodeOf(err) == errs.NotFound:
+		req := twofactor.ChallengeRequest{UserID: sub.UserID, Purpose: Purpose, Ref: w.UUID, Template: s.cfg.Template}
+		if !hasFactor {
+			req.Fallback = &twofactor.Recipient{Method: twofactor.Email, Email: c.customer.Email, Name: c.customer.Name}
+		}
+		ch, err = s.d.TwoFactor.Start(ctx, req)
 	}
-	ch, err := s.d.TwoFactor.Start(ctx, req)
 	if err != nil {
 		return Result{Wizard: w}, errs.Wrap(op, err)
 	}
