@@ -231,9 +231,9 @@ func (s *Service) Challenge(ctx context.Context, userID, purpose, ref string) (C
 
 func (s *Service) challenge(ctx context.Context, row rowFunc, userID, purpose, ref, suffix string) (Challenge, error) {
 	var (
-		c                                           Challenge
-		method, addr                                string
-		sent                                        int
+		c                                         Challenge
+		method, addr                              string
+		sent                                      int
 		sentAt, expiresAt, resendAfter, createdAt int64
 	)
 	err := row(ctx, `SELECT id, method, recipient, sent, sent_at, expires_at, resend_after, attempts_left, state, created_at
