@@ -2,6 +2,7 @@ package securitytest
 
 import (
 	"context"
+	"encoding/json"
 	"html"
 	"io"
 	"log/slog"
@@ -291,4 +292,12 @@ func mustUSD(t *testing.T, s string) money.Amount {
 		t.Fatal(err)
 	}
 	return a
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// jsonString quotes s as a JSON string.
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
