@@ -17,7 +17,7 @@ import (
 func TestForgedWebhooksAreRefused(t *testing.T) {
 	s := newSystem(t)
 	p, err := s.pay.Deposit(ctx, payments.DepositRequest{MethodID: "card", Amount: mustUSD(t, "100.00"), AccountCurrency: mustCur("USD"),
-		Customer: payments.Customer{ID: s.alice.ID, AccountID: "3000001", Email: "alice@example.com", Country: "DE", KYCLevel: 2},
+		Customer:  payments.Customer{ID: s.alice.ID, AccountID: "3000001", Email: "alice@example.com", Country: "DE", KYCLevel: 2},
 		ReturnURL: s.url + "/inapp/deposit/return", Lang: "en"})
 	if err != nil {
 		t.Fatal(err)
