@@ -71,7 +71,12 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
 
 func fieldErr(op, field, problem string) error {
-	return errs.Wrap(op, &errs.Error{Code: errs.Invalid, Op: op, Message: field + ": " + problem, Err: &FieldError{field, problem}})
+	return fieldErrMsg(op, field, problem, field+": "+problem)
+}
+
+// fieldErrMsg is fieldErr with a message that names the field itself.
+func fieldErrMsg(op, field, problem, message string) error {
+	return &errs.Error{Code: errs.Invalid, Op: op, Message: message, Err: &FieldError{field, problem}}
 }
 
 // checked is a submission that passed every check.
@@ -92,7 +97,8 @@ type checked struct {
 // awaiting its code for a different withdrawal; errs.RateLimited for a
 // resend within the cool-down; errs.Invalid (with a
 // *FieldError or funding's *funding.FieldError, or a *payments.LimitError)
-// for a bad field; errs.Insufficient (see funding.AsInsufficient) when the
+// for a bad field (a method's limit is reported on the amount field);
+// errs.Insufficient (see funding.AsInsufficient) when the
 // amount is more than may be withdrawn; and the errors of funding.
 func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 	const op = "withdrawwizard.Submit"
@@ -223,7 +229,7 @@ func (s *Service) check(ctx context.Context, op string, sub Submission) (checked
 	}
 	amount, err := money.ParseNumber(sub.Amount, cur)
 	if err != nil {
-		return c, fieldErr(op, "amount", errs.MessageOf(err))
+		return c, fieldErrMsg(op, "amount", errs.MessageOf(err), errs.MessageOf(err))
 	}
 	if amount.Sign() <= 0 {
 		return c, fieldErr(op, "amount", "must be more than zero")
@@ -259,6 +265,9 @@ func (s *Service) check(ctx context.Context, op string, sub Submission) (checked
 		return c, errs.Wrap(op, err)
 	}
 	if c.price, err = s.d.Pricer.PriceWithdrawal(ctx, methodID, amount, cur, c.customer.Lang); err != nil {
+		if _, ok := payments.AsLimitError(err); ok {
+			return c, fieldErrMsg(op, "amount", errs.MessageOf(err), errs.MessageOf(err))
+		}
 		return c, errs.Wrap(op, err)
 	}
 	if opts.Account.BalanceKnown {

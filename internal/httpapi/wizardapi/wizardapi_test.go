@@ -293,7 +293,10 @@ func TestRefusals(t *testing.T) {
 			{"unknown detail", "POST", "/api/v2/my/withdrawals", "tok-alice", valid(func(m map[string]any) {
 				m["data"] = map[string]string{"iban": "DE89 3704 0044 0532 0130 00", "holderName": "Alice Archer", "colour": "red"}
 			}), 400, ""},
-			{"below the method's minimum", "POST", "/api/v2/my/withdrawals", "tok-alice", valid(func(m map[string]any) { m["amount"] = json.Number("10.00") }), 400, ""},
+			{"below the method's minimum", "POST", "/api/v2/my/withdrawals", "tok-alice", valid(func(m map[string]any) { m["amount"] = json.Number("10.00") }), 400, "amount"},
+			{"oversized body", "POST", "/api/v2/my/withdrawals", "tok-alice", valid(func(m map[string]any) {
+				m["data"] = map[string]string{"iban": strings.Repeat("A", 70<<10), "holderName": "Alice Archer"}
+			}), 413, ""},
 			{"more than the balance", "POST", "/api/v2/my/withdrawals", "tok-alice", valid(func(m map[string]any) { m["amount"] = json.Number("1500.00") }), 422, ""},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -322,4 +325,33 @@ func TestRefusals(t *testing.T) {
 func jsonInt(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+func TestExpiredWizard(t *testing.T) {
+	each(t, func(t *testing.T, db *sqlstore.DB) {
+		r := newRig(t, db, true)
+		id := r.startWizard("tok-alice")
+		r.clk.Advance(withdrawwizard.DefaultTTL)
+		status, p, _ := r.call("POST", "/api/v2/my/withdrawals", "tok-alice", bankWithdrawal(id, aliceUSD, "100.00", true))
+		if status != http.StatusGone || p["code"] != "EEXPIRED" {
+			t.Fatalf("expired wizard: %d %v", status, p)
+		}
+		// A wizard awaiting its code expires too, even with a fresh code.
+		id = r.startWizard("tok-alice")
+		if status, d, _ := r.call("POST", "/api/v2/my/withdrawals", "tok-alice", bankWithdrawal(id, aliceUSD, "100.00", false)); status != http.StatusOK {
+			t.Fatalf("submit: %d %v", status, d)
+		}
+		r.clk.Advance(withdrawwizard.DefaultTTL - time.Minute)
+		if status, d, _ := r.call("POST", "/api/v2/my/withdrawals", "tok-alice", bankWithdrawal(id, aliceUSD, "100.00", false)); status != http.StatusOK {
+			t.Fatalf("resend: %d %v", status, d)
+		}
+		code := r.mailedCode("alice@example.com")
+		r.clk.Advance(time.Minute)
+		if status, p, _ := r.call("POST", "/api/v2/my/withdrawals/wizard", "tok-alice", confirmBody(id, code)); status != http.StatusGone {
+			t.Fatalf("confirm on an expired wizard: %d %v", status, p)
+		}
+		if n := r.withdrawals("usr_alice"); n != 0 {
+			t.Fatalf("%d withdrawals, want none", n)
+		}
+	})
 }
