@@ -321,3 +321,39 @@ func TestHTTPSMS(t *testing.T) {
 		t.Errorf("bad URL: %v", err)
 	}
 }
+
+// downMailer fails every send.
+type downMailer struct{}
+
+func (downMailer) Send(context.Context, mail.Message) error {
+	return errs.E(errs.Unavailable, "downMailer", "the mail server is down")
+}
+
+func TestFailedDeliveryMayBeResentAtOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		c := clock.NewFake(time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC))
+		down, err := twofactor.New(twofactor.Deps{DB: db, Clock: c, Mailer: downMailer{}}, twofactor.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := twofactor.ChallengeRequest{UserID: "usr_d", Purpose: "withdrawal", Ref: "d1",
+			Fallback: &twofactor.Recipient{Method: twofactor.Email, Email: "dan@example.com"}}
+		ch, err := down.Start(ctx, req)
+		if err != nil || ch.Sent {
+			t.Fatalf("start with the mail server down = %+v, %v; want not sent, no error", ch, err)
+		}
+		box := mail.NewMailbox(10, c)
+		up, err := twofactor.New(twofactor.Deps{DB: db, Clock: c, Mailer: box}, twofactor.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err = up.Resend(ctx, "usr_d", "withdrawal", "d1", "")
+		if err != nil || !ch.Sent {
+			t.Fatalf("resend at once after a failed delivery = %+v, %v", ch, err)
+		}
+		if _, ok := box.Last("dan@example.com"); !ok {
+			t.Fatal("no mail after the resend")
+		}
+	}, twofactor.Schema)
+}

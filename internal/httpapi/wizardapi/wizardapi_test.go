@@ -355,3 +355,58 @@ func TestExpiredWizard(t *testing.T) {
 		}
 	})
 }
+
+func TestConcurrentConfirmationsMakeOneWithdrawal(t *testing.T) {
+	each(t, func(t *testing.T, db *sqlstore.DB) {
+		r := newRig(t, db, true)
+		id := r.startWizard("tok-alice")
+		if status, d, _ := r.call("POST", "/api/v2/my/withdrawals", "tok-alice", bankWithdrawal(id, aliceUSD, "100.00", false)); status != http.StatusOK {
+			t.Fatalf("submit: %d %v", status, d)
+		}
+		body := confirmBody(id, r.mailedCode("alice@example.com"))
+		type answer struct {
+			status int
+			id     any
+		}
+		const n = 4
+		answers := make(chan answer, n)
+		ready := make(chan struct{})
+		for range n {
+			go func() {
+				<-ready
+				req, _ := http.NewRequest("POST", r.base+"/api/v2/my/withdrawals/wizard", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer tok-alice")
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					answers <- answer{status: -1}
+					return
+				}
+				defer resp.Body.Close()
+				var out struct {
+					Transaction struct {
+						ID any `json:"id"`
+					} `json:"transaction"`
+				}
+				_ = json.NewDecoder(resp.Body).Decode(&out)
+				answers <- answer{resp.StatusCode, out.Transaction.ID}
+			}()
+		}
+		close(ready)
+		var first any
+		for range n {
+			a := <-answers
+			if a.status != http.StatusAccepted {
+				t.Fatalf("a confirmation answered %d", a.status)
+			}
+			if first == nil {
+				first = a.id
+			} else if a.id != first {
+				t.Fatalf("confirmations returned %v and %v", first, a.id)
+			}
+		}
+		if got := r.withdrawals("usr_alice"); got != 1 {
+			t.Fatalf("%d withdrawals, want 1", got)
+		}
+	})
+}
