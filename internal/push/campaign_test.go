@@ -40,7 +40,7 @@ const (
 	campaignLogins  = 20
 	losingLogin     = 5000020
 	campaignSeed    = 20261121
-	campaignTimeout = 150 * time.Millisecond
+	campaignTimeout = 500 * time.Millisecond
 	initialBalance  = 10000000 // 100,000.00 USD in cents: enough that no withdrawal
 	// depends on the order of the deposits before it, so outcomes are deterministic
 )
@@ -63,7 +63,7 @@ func campaignSize(t *testing.T) int {
 func campaignFaults() ctradersim.FaultConfig {
 	return ctradersim.FaultConfig{Seed: campaignSeed, Endpoints: map[string]ctradersim.Rule{
 		ctradersim.EndpointChangeBalance: {
-			Latency: ctradersim.Duration(2 * campaignTimeout), LatencyP: 0.04, // beyond the client timeout: never applied
+			Latency: ctradersim.Duration(10 * campaignTimeout), LatencyP: 0.04, // far beyond the client timeout: never applied
 			ErrorP: 0.05, ErrorStatus: 503, ErrorCode: "UNKNOWN_ERROR", // 5xx before applying
 			DropP:         0.04, // connection dropped before applying
 			ApplyTimeoutP: 0.04, // applied, answer never comes
@@ -342,8 +342,11 @@ func TestFaultCampaignWithLookup(t *testing.T) {
 	}, ledger.Schema, jobs.Schema, push.Schema)
 	// The same seed gives the same outcome, whatever the database and the
 	// interleaving of workers.
+	// The outcome is whether the platform holds the change. (Whether it was
+	// learnt from the answer or from a look-up may differ: on a loaded
+	// machine an answer can miss the client's timeout.)
 	if a, b := results[sqlstore.SQLite], results[sqlstore.Postgres]; a.states != nil && b.states != nil {
-		if diff := cmp.Diff(a.states, b.states); diff != "" {
+		if diff := cmp.Diff(outcomes(a.states), outcomes(b.states)); diff != "" {
 			t.Errorf("two runs with seed %d differ (-sqlite +postgres):\n%s", campaignSeed, diff)
 		}
 	}
@@ -367,4 +370,13 @@ func countState(states map[string]push.State, want push.State) int {
 		}
 	}
 	return n
+}
+
+// outcomes maps each push to whether the platform holds its change.
+func outcomes(states map[string]push.State) map[string]bool {
+	out := make(map[string]bool, len(states))
+	for id, s := range states {
+		out[id] = s.WasApplied()
+	}
+	return out
 }
