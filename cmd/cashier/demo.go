@@ -322,7 +322,7 @@ func seedDemoUsers(ctx context.Context, svc *identity.Service, sim *ctradersim.S
 }
 
 func loadSimState(sim *ctradersim.Sim, path string) error {
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) // #nosec G304 -- the state file in the demo's data folder
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}

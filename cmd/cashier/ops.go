@@ -85,12 +85,12 @@ func (m *Main) opsDB(ctx context.Context, name string, args []string) (*sqlstore
 	}
 	states, err := db.MigrationStatus(ctx, schemas()...)
 	if err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, nil, errs.Wrap(name, err)
 	}
 	for _, s := range states {
 		if !s.Applied {
-			db.Close()
+			_ = db.Close()
 			return nil, nil, errs.E(errs.Conflict, name, "the database is not migrated (run cashier migrate up)")
 		}
 	}

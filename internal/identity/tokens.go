@@ -118,7 +118,7 @@ func (s *Service) insertToken(ctx context.Context, tx *sqlstore.Tx, n newTokenRo
 }
 
 const tokenColumns = `hash, kind, purpose, COALESCE(user_id, ''), COALESCE(account_login, 0), remember,
-	COALESCE(parent_hash, ''), secret_ref, created_at, expires_at, consumed_at, revoked_at`
+	COALESCE(parent_hash, ''), secret_ref, created_at, expires_at, consumed_at, revoked_at` // #nosec G101 -- column names, not a credential
 
 func scanToken(row interface{ Scan(...any) error }) (tokenRow, error) {
 	var t tokenRow

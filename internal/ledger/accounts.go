@@ -137,7 +137,7 @@ func lockAccounts(ctx context.Context, tx *sqlstore.Tx, ids []string) (map[strin
 		for rows.Next() {
 			a, err := scanAccount(rows)
 			if err != nil {
-				rows.Close()
+				_ = rows.Close()
 				return nil, err
 			}
 			out[a.ID] = &a

@@ -87,7 +87,7 @@ func (l *Ledger) PostTx(ctx context.Context, tx *sqlstore.Tx, transfers ...Trans
 			return nil, errs.Wrap(op, err)
 		}
 		for _, h := range found {
-			holds[h.ID] = &h
+			holds[h.ID] = &h // #nosec G601 -- Go 1.22+: h is a new variable in each iteration
 		}
 	}
 	for i := range transfers {

@@ -61,7 +61,7 @@ func Verify(ctx context.Context, db *sqlstore.DB) (Report, error) {
 			var posted, pending int64
 			var n int
 			if err := rows.Scan(&cur, &posted, &pending, &n); err != nil {
-				rows.Close()
+				_ = rows.Close()
 				return err
 			}
 			r.Currencies++
@@ -84,7 +84,7 @@ func Verify(ctx context.Context, db *sqlstore.DB) (Report, error) {
 			var id string
 			var dp, cp, dpend, cpend, sdp, scp, sdpend, scpend int64
 			if err := rows.Scan(&id, &dp, &cp, &dpend, &cpend, &sdp, &scp, &sdpend, &scpend); err != nil {
-				rows.Close()
+				_ = rows.Close()
 				return err
 			}
 			for _, c := range []struct {
@@ -107,7 +107,7 @@ func Verify(ctx context.Context, db *sqlstore.DB) (Report, error) {
 		for rows.Next() {
 			a, err := scanAccount(rows)
 			if err != nil {
-				rows.Close()
+				_ = rows.Close()
 				return err
 			}
 			posted, out, in := a.normalised()

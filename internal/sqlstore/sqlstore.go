@@ -98,7 +98,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		sqldb.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	if err := sqldb.PingContext(ctx); err != nil {
-		sqldb.Close()
+		_ = sqldb.Close()
 		return nil, &errs.Error{Code: errs.Unavailable, Op: op, Message: "database is not reachable", Err: err}
 	}
 	return &DB{sql: sqldb, dialect: dialect, maxRetries: 20}, nil

@@ -162,7 +162,7 @@ func (c *CTrader) SetFailTraders(err error) {
 var Start = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 
 // CRMPassword is the crm password of services made by NewService.
-const CRMPassword = "cTrader-shared-secret-1"
+const CRMPassword = "cTrader-shared-secret-1" // #nosec G101 -- a test fixture, not a deployed secret
 
 // FastPasswords are cheap argon2id parameters for tests only.
 var FastPasswords = identity.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1}

@@ -17,7 +17,7 @@ package ctrader
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
+	"crypto/md5" // #nosec G501 -- cTrader's wire protocol hashes passwords with MD5
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -105,7 +105,7 @@ func New(cfg Config) (*Client, error) {
 // HashPassword returns the MD5 hex digest cTrader expects for manager and
 // trader passwords (hashedPassword, traderPasswordHash).
 func HashPassword(password string) string {
-	sum := md5.Sum([]byte(password))
+	sum := md5.Sum([]byte(password)) // #nosec G401 -- cTrader's wire protocol hashes passwords with MD5
 	return hex.EncodeToString(sum[:])
 }
 

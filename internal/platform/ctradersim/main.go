@@ -188,7 +188,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 func loadStateFile(s *Sim, path string) error {
-	f, err := os.Open(path)
+	f, err := os.Open(path) // #nosec G304 -- the state file the operator names
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -208,7 +208,7 @@ func saveStateFile(s *Sim, path string) error {
 	}
 	defer os.Remove(tmp.Name())
 	if err := s.SaveState(tmp); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return err
 	}
 	if err := tmp.Close(); err != nil {

@@ -1,7 +1,7 @@
 package ctradersim
 
 import (
-	"crypto/md5"
+	"crypto/md5" // #nosec G501 -- cTrader's wire protocol hashes passwords with MD5
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -200,7 +200,7 @@ const maxScaled = 100_000_000_000_000_000
 
 // md5Hex is how cTrader hashes passwords on the wire.
 func md5Hex(s string) string {
-	sum := md5.Sum([]byte(s))
+	sum := md5.Sum([]byte(s)) // #nosec G401 -- cTrader's wire protocol hashes passwords with MD5
 	return hex.EncodeToString(sum[:])
 }
 

@@ -194,7 +194,7 @@ func (b *Browser) Screenshot(name string) string {
 	}
 	dir := b.t.ArtifactDir()
 	path := filepath.Join(dir, sanitize(name)+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
+	if err := os.WriteFile(path, png, 0o600); err != nil {
 		b.t.Logf("no screenshot: %v", err)
 		return ""
 	}

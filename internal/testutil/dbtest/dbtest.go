@@ -34,7 +34,7 @@ func Open(tb testing.TB, d sqlstore.Dialect, schemas ...sqlstore.Schema) *sqlsto
 	if err != nil {
 		tb.Fatalf("dbtest: open %s: %v", d, err)
 	}
-	tb.Cleanup(func() { db.Close() })
+	tb.Cleanup(func() { _ = db.Close() })
 	if _, err := db.Migrate(ctx, schemas...); err != nil {
 		tb.Fatalf("dbtest: migrate %s: %v", d, err)
 	}

@@ -135,7 +135,7 @@ func startCluster() (string, error) {
 			return "", err
 		}
 	}
-	cmd := exec.Command(initdb, "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+	cmd := exec.Command(initdb, "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync") // #nosec G204 -- initdb from the PostgreSQL installation, fixed arguments
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("initdb: %v: %s", err, out)
@@ -143,11 +143,12 @@ func startCluster() (string, error) {
 	ready := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the parent-death signal is tied to this thread
+		// #nosec G204 -- postgres from the PostgreSQL installation, fixed arguments
 		srv := exec.Command(postgres, "-D", data, "-k", dir, "-c", "listen_addresses=",
 			"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 			"-c", "max_connections=300", "-c", "shared_buffers=128MB")
 		srv.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
-		logf, _ := os.Create(filepath.Join(dir, "postgres.log"))
+		logf, _ := os.Create(filepath.Join(dir, "postgres.log")) // #nosec G304 -- in the helper's own temporary folder
 		if cred != nil && logf != nil {
 			_ = logf.Chown(int(cred.Uid), int(cred.Gid))
 		}
@@ -170,13 +171,13 @@ func startCluster() (string, error) {
 		db, err := sql.Open("pgx", admin)
 		if err == nil {
 			err = db.Ping()
-			db.Close()
+			_ = db.Close()
 		}
 		if err == nil {
 			return admin, nil
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
+			log, _ := os.ReadFile(filepath.Join(dir, "postgres.log")) // #nosec G304 -- the log of the server this helper started
 			return "", fmt.Errorf("postgres did not accept connections: %v; log: %s", err, strings.TrimSpace(string(log)))
 		}
 		time.Sleep(50 * time.Millisecond)
