@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +94,62 @@ func TestLoginTokenReplay(t *testing.T) {
 	s.clk.Advance(time.Minute + time.Second)
 	if r := s.postJSON(path, `{"code":"`+late+`"}`); r.status != http.StatusGone {
 		t.Errorf("expired login token answered %d, want 410: %s", r.status, r.body)
+	}
+}
+
+// resetLink asks for a reset mail for email and returns the link's token.
+func (s *system) resetToken(email string) string {
+	s.t.Helper()
+	if r := s.postForm("/auth/reset", url.Values{"email": {email}}); r.status != http.StatusOK {
+		s.t.Fatalf("reset answered %d", r.status)
+	}
+	msgs := s.box.Messages()
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Mail.To != email {
+			continue
+		}
+		m := resetTokenRe.FindStringSubmatch(msgs[i].Mail.Text)
+		if m == nil {
+			s.t.Fatalf("reset mail without a link:\n%s", msgs[i].Mail.Text)
+		}
+		tok, err := url.QueryUnescape(m[1])
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		return tok
+	}
+	s.t.Fatalf("no reset mail to %s", email)
+	return ""
+}
+
+var resetTokenRe = regexp.MustCompile(`/auth/reset/confirm\?\S*?token=([^&\s]+)`)
+
+// A password-reset link works once and for 30 minutes: replayed, it does
+// not set another password; late, it sets none.
+func TestResetLinkReplayAndExpiry(t *testing.T) {
+	s := newSystem(t)
+	tok := s.resetToken("alice@example.com")
+	set := func(tok, pw string) reply {
+		return s.postForm("/auth/reset/confirm", url.Values{"token": {tok}, "password": {pw}, "password_confirm": {pw}})
+	}
+	if r := set(tok, "first new password"); r.status != http.StatusOK {
+		t.Fatalf("first use answered %d", r.status)
+	}
+	if r := set(tok, "second new password"); r.status == http.StatusOK {
+		t.Errorf("replayed reset link answered %d", r.status)
+	}
+	if _, err := s.ids.Login(ctx, "alice@example.com", "second new password", false); err == nil {
+		t.Error("the replayed reset link set a password")
+	}
+	if _, err := s.ids.Login(ctx, "alice@example.com", "first new password", false); err != nil {
+		t.Errorf("the password set by the link does not work: %v", err)
+	}
+	late := s.resetToken("bob@example.com")
+	s.clk.Advance(30*time.Minute + time.Second)
+	if r := set(late, "late new password"); r.status == http.StatusOK {
+		t.Errorf("expired reset link answered %d", r.status)
+	}
+	if _, err := s.ids.Login(ctx, "bob@example.com", password, false); err != nil {
+		t.Errorf("an expired link changed Bob's password: %v", err)
 	}
 }
