@@ -84,3 +84,23 @@ func TestResetFloodIsRateLimited(t *testing.T) {
 		t.Errorf("%d reset mails sent to one address, want at most 3", sent)
 	}
 }
+
+// Guessing in-app tokens at /api/validate-token is cut off: after twenty
+// tries from one address even a genuine token is answered 429 until the
+// limit refills.
+func TestTokenGuessingIsRateLimited(t *testing.T) {
+	s := newSystem(t)
+	for i := range 20 {
+		if r := s.postJSON("/api/validate-token", `{"token":"guess-`+strconv.Itoa(i)+`"}`); r.status != http.StatusUnauthorized {
+			t.Fatalf("guess %d answered %d: %s", i, r.status, r.body)
+		}
+	}
+	genuine := `{"token":"` + s.inAppToken(s.alice, simAliceUSD) + `","account":3000001}`
+	if r := s.postJSON("/api/validate-token", genuine); r.status != http.StatusTooManyRequests {
+		t.Fatalf("after twenty guesses a genuine token answered %d, want 429", r.status)
+	}
+	s.clk.Advance(time.Second)
+	if r := s.postJSON("/api/validate-token", genuine); r.status != http.StatusOK {
+		t.Errorf("after the limit refilled: %d %s", r.status, r.body)
+	}
+}
