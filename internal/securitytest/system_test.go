@@ -145,7 +145,7 @@ func newSystem(t *testing.T) *system {
 	sb.Routes(func(pattern string, h http.Handler) { mux.Handle(pattern, sec(h)) })
 	pushes := push.New(s.db, ws, push.Options{SendTimeout: 5 * time.Second, LookupMargin: time.Second, RetryAfter: time.Second, Logger: logger})
 	fund, err := funding.New(funding.Deps{DB: s.db, Ledger: ledger.New(s.db, nil), Push: pushes, Payments: s.pay, Platform: ws, Accounts: s.ids,
-		Mailer: s.box, Observer: obs, Logger: logger}, funding.Config{})
+		Mailer: s.box, Observer: obs, Logger: logger}, funding.Config{Require2FA: true})
 	if err != nil {
 		t.Fatal(err)
 	}
