@@ -1,0 +1,349 @@
+package banking
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/opencashier/cashier/internal/errs"
+	"github.com/opencashier/cashier/internal/identity"
+	"github.com/opencashier/cashier/internal/money"
+	"github.com/opencashier/cashier/internal/sqlstore"
+)
+
+// Transfer is one cash transfer (a "transaction" of seed 003).
+type Transfer struct {
+	OrderID       string // "<unix millis>_<bank id>", as in the seed
+	UserID        string
+	Login         int64 // the trading account
+	BankID        string
+	BankName      string
+	Type          TransferType
+	Amount        money.Amount
+	Status        TransferStatus
+	FailureReason string
+	ClientRef     string // the client's Idempotency-Key, if it sent one
+	BrokerRef     string // our reference towards the bank rail
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// TransferRequest is a cash-transfer instruction.
+type TransferRequest struct {
+	UserID string
+	Type   TransferType
+	Amount string // exact decimal, in the trading account's currency
+	BankID string
+	// Login is the trading account; 0 picks the user's first trading
+	// account.
+	Login     int64
+	ClientRef string
+}
+
+// MinDepositUnits is the smallest deposit in major units of the account's
+// currency ($10).
+const MinDepositUnits = 10
+
+// CashTransfer validates and records a transfer instruction. Deposits to a
+// bank still awaiting micro-deposit confirmation are SCHEDULED; everything
+// else starts PENDING. Errors carry the seed's messages:
+//
+//   - errs.Invalid: instruction type, amount (not a positive exact decimal
+//     in the account's currency), MsgMinimumDeposit;
+//   - errs.NotFound: MsgBankNotFound (unknown, someone else's, unlinked or
+//     rejected bank), or an unknown trading account;
+//   - errs.Forbidden: MsgTradingOnly for a signal account, MsgBankNotVerified
+//     for a bank not verified enough for this instruction;
+//   - errs.Insufficient: MsgInsufficient;
+//   - errs.Unavailable when the balance cannot be read.
+func (s *Service) CashTransfer(ctx context.Context, req TransferRequest) (Transfer, error) {
+	const op = "banking.CashTransfer"
+	if req.Type != Deposit && req.Type != Withdrawal {
+		return Transfer{}, errs.E(errs.Invalid, op, "instructionType must be DEPOSIT or WITHDRAWAL")
+	}
+	if req.BankID == "" {
+		return Transfer{}, errs.E(errs.Invalid, op, "bankId is required")
+	}
+	acc, err := s.tradingAccount(ctx, req.UserID, req.Login)
+	if err != nil {
+		return Transfer{}, err
+	}
+	cur, err := money.LookupCurrency(acc.Currency)
+	if err != nil {
+		return Transfer{}, errs.Wrap(op, err)
+	}
+	amount, err := money.ParsePositive(req.Amount, cur)
+	if err != nil {
+		return Transfer{}, errs.Wrap(op, err)
+	}
+	if req.Type == Deposit && amount.Minor() < MinDepositUnits*pow10(cur.Digits) {
+		return Transfer{}, errs.E(errs.Invalid, op, MsgMinimumDeposit)
+	}
+	bank, err := s.Bank(ctx, req.UserID, req.BankID)
+	if err != nil {
+		return Transfer{}, err
+	}
+	status := Pending
+	switch bank.Status {
+	case BankPendingDelete, BankRejected:
+		return Transfer{}, errs.E(errs.NotFound, op, MsgBankNotFound)
+	case BankPending:
+		return Transfer{}, errs.E(errs.Forbidden, op, MsgBankNotVerified)
+	case BankPendingVerification:
+		if req.Type == Withdrawal {
+			return Transfer{}, errs.E(errs.Forbidden, op, MsgBankNotVerified)
+		}
+		status = Scheduled
+	}
+	var withdrawable money.Amount
+	if req.Type == Withdrawal {
+		if withdrawable, err = s.balances.Withdrawable(ctx, acc.Login, cur); err != nil {
+			return Transfer{}, errs.Wrap(op, err)
+		}
+	}
+	ref, err := uuid.NewV7()
+	if err != nil {
+		return Transfer{}, errs.Wrap(op, err)
+	}
+	now := s.now()
+	t := Transfer{UserID: req.UserID, Login: acc.Login, BankID: bank.ID, BankName: bank.BankName, Type: req.Type, Amount: amount,
+		Status: status, ClientRef: req.ClientRef, BrokerRef: "bt_" + ref.String(), CreatedAt: now, UpdatedAt: now}
+	err = s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
+		if req.Type == Withdrawal {
+			if err := s.checkFunds(ctx, tx, acc.Login, withdrawable, amount); err != nil {
+				return err
+			}
+		}
+		// Bank still linked? (It may have been unlinked meanwhile.)
+		var st string
+		if err := tx.QueryRow(ctx, `SELECT status FROM banking_banks WHERE id = ?`+tx.ForUpdate(), bank.ID).Scan(&st); err != nil {
+			return errs.Wrap(op, err)
+		}
+		if BankStatus(st) == BankPendingDelete || BankStatus(st) == BankRejected {
+			return errs.E(errs.NotFound, op, MsgBankNotFound)
+		}
+		for ms := now.UnixMilli(); ; ms++ {
+			t.OrderID = fmt.Sprintf("%d_%s", ms, bank.ID)
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM banking_transfers WHERE order_id = ?`, t.OrderID).Scan(&n); err != nil {
+				return errs.Wrap(op, err)
+			}
+			if n == 0 {
+				break
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO banking_transfers (order_id, user_id, login, bank_id, transaction_type, amount_minor, currency,
+			status, client_ref, broker_ref, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			t.OrderID, t.UserID, t.Login, t.BankID, string(t.Type), amount.Minor(), cur.Code, string(t.Status), t.ClientRef, t.BrokerRef,
+			sqlstore.Micros(now), sqlstore.Micros(now))
+		return errs.Wrap(op, err)
+	})
+	if err != nil {
+		return Transfer{}, err
+	}
+	return t, nil
+}
+
+// checkFunds serialises withdrawals of one login and refuses one that the
+// withdrawable balance, less the withdrawals already accepted and not
+// settled, does not cover.
+func (s *Service) checkFunds(ctx context.Context, tx *sqlstore.Tx, login int64, withdrawable, amount money.Amount) error {
+	const op = "banking.checkFunds"
+	if tx.Dialect() == sqlstore.Postgres {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(?)`, login); err != nil {
+			return errs.Wrap(op, err)
+		}
+	}
+	var open int64
+	if err := tx.QueryRow(ctx, `SELECT COALESCE(SUM(amount_minor), 0) FROM banking_transfers
+		WHERE login = ? AND transaction_type = ? AND status IN (?, ?)`, login, string(Withdrawal), string(Scheduled), string(Pending)).Scan(&open); err != nil {
+		return errs.Wrap(op, err)
+	}
+	if withdrawable.Minor()-open < amount.Minor() {
+		return errs.E(errs.Insufficient, op, MsgInsufficient)
+	}
+	return nil
+}
+
+// tradingAccount returns the user's trading account login (or the first
+// one when login is 0). It returns errs.NotFound for an account the user
+// does not own and errs.Forbidden (MsgTradingOnly) for a signal account.
+func (s *Service) tradingAccount(ctx context.Context, userID string, login int64) (identity.Account, error) {
+	const op = "banking.tradingAccount"
+	accounts, err := s.accounts.Accounts(ctx, userID)
+	if err != nil {
+		return identity.Account{}, errs.Wrap(op, err)
+	}
+	sawSignal := false
+	for _, a := range accounts {
+		if login != 0 && a.Login != login {
+			continue
+		}
+		if a.Kind == identity.KindSignal {
+			sawSignal = true
+			continue
+		}
+		return a, nil
+	}
+	if sawSignal {
+		return identity.Account{}, errs.E(errs.Forbidden, op, MsgTradingOnly)
+	}
+	if login != 0 {
+		return identity.Account{}, errs.E(errs.NotFound, op, "Trading account not found")
+	}
+	return identity.Account{}, errs.E(errs.NotFound, op, "You have no trading account to fund")
+}
+
+func pow10(n int) int64 {
+	v := int64(1)
+	for range n {
+		v *= 10
+	}
+	return v
+}
+
+// Settle records the bank rail's outcome of a PENDING transfer: SUCCESS,
+// or FAILED with a reason. Whoever calls it books the money (see the
+// package documentation). It returns errs.NotFound for an unknown order and
+// errs.Conflict for a transfer that is not PENDING.
+func (s *Service) Settle(ctx context.Context, orderID string, ok bool, reason string) (Transfer, error) {
+	const op = "banking.Settle"
+	to := Success
+	if !ok {
+		to = Failed
+	}
+	err := s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
+		var status string
+		err := tx.QueryRow(ctx, `SELECT status FROM banking_transfers WHERE order_id = ?`+tx.ForUpdate(), orderID).Scan(&status)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errs.E(errs.NotFound, op, MsgTransactionNF)
+		}
+		if err != nil {
+			return errs.Wrap(op, err)
+		}
+		if TransferStatus(status) != Pending {
+			return errs.Ef(errs.Conflict, op, "the transfer is %s, not PENDING", status)
+		}
+		_, err = tx.Exec(ctx, `UPDATE banking_transfers SET status = ?, failure_reason = ?, updated_at = ? WHERE order_id = ?`,
+			string(to), reason, sqlstore.Micros(s.now()), orderID)
+		return errs.Wrap(op, err)
+	})
+	if err != nil {
+		return Transfer{}, err
+	}
+	return s.transfer(ctx, `t.order_id = ?`, orderID)
+}
+
+const transferSelect = `SELECT t.order_id, t.user_id, t.login, t.bank_id, b.bank_name, t.transaction_type, t.amount_minor, t.currency,
+	t.status, t.failure_reason, t.client_ref, t.broker_ref, t.created_at, t.updated_at
+	FROM banking_transfers t JOIN banking_banks b ON b.id = t.bank_id`
+
+func scanTransfer(row interface{ Scan(...any) error }) (Transfer, error) {
+	var t Transfer
+	var typ, status, cur string
+	var minor, created, updated int64
+	if err := row.Scan(&t.OrderID, &t.UserID, &t.Login, &t.BankID, &t.BankName, &typ, &minor, &cur, &status, &t.FailureReason,
+		&t.ClientRef, &t.BrokerRef, &created, &updated); err != nil {
+		return Transfer{}, err
+	}
+	c, err := money.LookupCurrency(cur)
+	if err != nil {
+		return Transfer{}, err
+	}
+	t.Type, t.Status, t.Amount = TransferType(typ), TransferStatus(status), money.New(minor, c)
+	t.CreatedAt, t.UpdatedAt = sqlstore.FromMicros(created), sqlstore.FromMicros(updated)
+	return t, nil
+}
+
+func (s *Service) transfer(ctx context.Context, where string, args ...any) (Transfer, error) {
+	t, err := scanTransfer(s.db.QueryRow(ctx, transferSelect+` WHERE `+where, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Transfer{}, errs.E(errs.NotFound, "banking.Transaction", MsgTransactionNF)
+	}
+	if err != nil {
+		return Transfer{}, errs.Wrap("banking.Transaction", err)
+	}
+	return t, nil
+}
+
+// Transaction returns one of the user's transfers. It returns errs.NotFound
+// with MsgTransactionNF for an unknown order or one of another user.
+func (s *Service) Transaction(ctx context.Context, userID, orderID string) (Transfer, error) {
+	return s.transfer(ctx, `t.order_id = ? AND t.user_id = ?`, orderID, userID)
+}
+
+// Query selects transfers. Limit must be 1–100 and Offset not negative;
+// Type and Status are optional filters.
+type Query struct {
+	Limit, Offset int
+	Type          TransferType
+	Status        TransferStatus
+}
+
+// Limits of Query.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 100
+)
+
+// Page is one page of transfers with the total that matched.
+type Page struct {
+	Results []Transfer
+	Total   int
+	Limit   int
+	Offset  int
+	HasMore bool
+}
+
+// Transactions lists the user's transfers, newest first. It returns
+// errs.Invalid for a limit outside 1–100, a negative offset, or an unknown
+// type (MsgInvalidType) or status (MsgInvalidStatus).
+func (s *Service) Transactions(ctx context.Context, userID string, q Query) (Page, error) {
+	const op = "banking.Transactions"
+	switch {
+	case q.Limit < 1 || q.Limit > MaxLimit:
+		return Page{}, errs.Ef(errs.Invalid, op, "limit must be between 1 and %d", MaxLimit)
+	case q.Offset < 0:
+		return Page{}, errs.E(errs.Invalid, op, "offset must not be negative")
+	case q.Type != "" && q.Type != Deposit && q.Type != Withdrawal:
+		return Page{}, errs.E(errs.Invalid, op, MsgInvalidType)
+	case q.Status != "" && q.Status != Scheduled && q.Status != Pending && q.Status != Success && q.Status != Failed:
+		return Page{}, errs.E(errs.Invalid, op, MsgInvalidStatus)
+	}
+	where := []string{"t.user_id = ?"}
+	args := []any{userID}
+	if q.Type != "" {
+		where, args = append(where, "t.transaction_type = ?"), append(args, string(q.Type))
+	}
+	if q.Status != "" {
+		where, args = append(where, "t.status = ?"), append(args, string(q.Status))
+	}
+	cond := strings.Join(where, " AND ")
+	p := Page{Results: []Transfer{}, Limit: q.Limit, Offset: q.Offset}
+	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM banking_transfers t WHERE `+cond, args...).Scan(&p.Total); err != nil {
+		return Page{}, errs.Wrap(op, err)
+	}
+	rows, err := s.db.Query(ctx, transferSelect+` WHERE `+cond+` ORDER BY t.created_at DESC, t.order_id DESC LIMIT ? OFFSET ?`,
+		append(args, q.Limit, q.Offset)...)
+	if err != nil {
+		return Page{}, errs.Wrap(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		t, err := scanTransfer(rows)
+		if err != nil {
+			return Page{}, errs.Wrap(op, err)
+		}
+		p.Results = append(p.Results, t)
+	}
+	if err := rows.Err(); err != nil {
+		return Page{}, errs.Wrap(op, err)
+	}
+	p.HasMore = q.Offset+len(p.Results) < p.Total
+	return p, nil
+}
