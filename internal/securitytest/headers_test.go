@@ -85,3 +85,42 @@ func TestSecurityHeadersOnEveryPage(t *testing.T) {
 		}
 	}
 }
+
+// Every other answer of the server — the APIs, the webhook intake, the
+// probes, and the 404 for an address nothing serves — is not to be
+// sniffed, framed or given a referrer either.
+func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
+	s := newSystem(t)
+	for name, r := range map[string]reply{
+		"not found":       s.get("/"),
+		"favicon":         s.get("/favicon.ico"),
+		"not found deep":  s.get("/wp-admin/install.php"),
+		"healthz":         s.get("/healthz"),
+		"readyz":          s.get("/readyz"),
+		"metrics":         s.get("/metrics"),
+		"crmApiToken":     s.postJSON("/oauth2/crmApiToken", `{"password":"x"}`),
+		"oauth not found": s.postJSON("/oauth2/nowhere", `{}`),
+		"validate-token":  s.postJSON("/api/validate-token", `{"token":"x"}`),
+		"webhook":         s.postJSON("/psp/sandbox/webhook", `{}`),
+		"webhook unknown": s.postJSON("/psp/nowhere/webhook", `{}`),
+		"sandbox API":     s.postJSON("/sandbox/api/payments", `{}`),
+	} {
+		if r.status >= 500 {
+			t.Errorf("%s answered %d", name, r.status)
+		}
+		for k, want := range map[string]string{"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"} {
+			if got := r.header.Get(k); got != want {
+				t.Errorf("%s (%d): %s = %q, want %q", name, r.status, k, got, want)
+			}
+		}
+		if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors") {
+			t.Errorf("%s (%d): CSP %q names no frame ancestors", name, r.status, csp)
+		}
+		if n := len(r.header.Values("Content-Security-Policy")); n > 1 {
+			t.Errorf("%s carries %d CSP headers", name, n)
+		}
+		if v := r.header.Get("X-Frame-Options"); v != "" {
+			t.Errorf("%s sends X-Frame-Options %q", name, v)
+		}
+	}
+}

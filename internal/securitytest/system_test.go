@@ -33,6 +33,7 @@ import (
 	"github.com/opencashier/cashier/internal/psp"
 	"github.com/opencashier/cashier/internal/psp/sandbox"
 	"github.com/opencashier/cashier/internal/push"
+	"github.com/opencashier/cashier/internal/server"
 	"github.com/opencashier/cashier/internal/sqlstore"
 	"github.com/opencashier/cashier/internal/testutil/dbtest"
 	"github.com/opencashier/cashier/internal/web"
@@ -81,8 +82,10 @@ func newSystem(t *testing.T) *system {
 	s := &system{t: t, clk: clock.NewFake(time.Now()), box: mail.NewMailbox(0, nil),
 		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	s.db = dbtest.Open(t, sqlstore.SQLite, identity.Schema, jobs.Schema, ledger.Schema, push.Schema, payments.Schema, sandbox.Schema, funding.Schema)
-	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
+	// The server of cashier serve: request ids, access log, metrics, panic
+	// recovery, /healthz, /readyz and /metrics; the parts mount on it.
+	app := server.New(server.Options{Logger: logger})
+	srv := httptest.NewServer(app.Handler())
 	t.Cleanup(srv.Close)
 	s.url = srv.URL
 
@@ -114,12 +117,12 @@ func newSystem(t *testing.T) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux.Handle(api.Prefix(), api)
+	app.Mount(api.Prefix(), api)
 	vt, err := validatetoken.New(s.ids, validatetoken.Options{Balances: validatetoken.ConnectorBalances(ws), Clock: s.clk, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux.Handle("POST /api/validate-token", vt)
+	app.Mount("POST /api/validate-token", vt)
 
 	// Payments with the sandbox, funding.
 	sb, err := sandbox.NewServer(s.db, sandbox.Options{BaseURL: srv.URL + sandbox.Prefix, APIKey: "sk_security",
@@ -141,8 +144,8 @@ func newSystem(t *testing.T) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.pay.Routes(mux.Handle)
-	sb.Routes(func(pattern string, h http.Handler) { mux.Handle(pattern, sec(h)) })
+	s.pay.Routes(app.Mount)
+	sb.Routes(func(pattern string, h http.Handler) { app.Mount(pattern, sec(h)) })
 	pushes := push.New(s.db, ws, push.Options{SendTimeout: 5 * time.Second, LookupMargin: time.Second, RetryAfter: time.Second, Logger: logger})
 	fund, err := funding.New(funding.Deps{DB: s.db, Ledger: ledger.New(s.db, nil), Push: pushes, Payments: s.pay, Platform: ws, Accounts: s.ids,
 		Mailer: s.box, Observer: obs, Logger: logger}, funding.Config{Require2FA: true})
@@ -152,21 +155,21 @@ func newSystem(t *testing.T) *system {
 
 	// The identity screens and the cashier screens, as serve mounts them.
 	r := web.New(web.Options{Brand: "Demo Broker", LegalEntity: "Demo Broker Ltd", DefaultLang: "en"})
-	mux.Handle("GET "+r.StaticPrefix(), sec(r.StaticHandler()))
+	app.Mount("GET "+r.StaticPrefix(), sec(r.StaticHandler()))
 	auth, err := authpages.New(s.ids, r, authpages.Options{SuccessURL: successURL, PublicURL: srv.URL, Mailer: s.box, Clock: s.clk, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	authSec := httpx.SecurityHeaders(httpx.SecurityOptions{FrameAncestors: []string{frameAncestor}, InlineStyles: []string{r.StyleSource()}})
-	mux.Handle("/auth/", authSec(httpx.NoStore(auth)))
-	mux.Handle("/account/", authSec(httpx.NoStore(auth)))
+	app.Mount("/auth/", authSec(httpx.NoStore(auth)))
+	app.Mount("/account/", authSec(httpx.NoStore(auth)))
 	screens, err := cashierpages.New(cashierpages.Deps{Identity: s.ids, Funding: fund, Renderer: r, Methods: payments.DefaultCatalog()},
 		cashierpages.Options{PublicURL: srv.URL, SuccessURL: successURL, FrameAncestors: []string{frameAncestor},
 			SupportEmail: "support@broker.example", DefaultCountry: "DE", DefaultKYCLevel: 2, Clock: s.clk, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux.Handle("/inapp/", screens)
+	app.Mount("/inapp/", screens)
 
 	for _, u := range []struct {
 		email  string

@@ -231,3 +231,21 @@ func metricMethod(m string) string {
 	}
 	return "OTHER"
 }
+
+// DefaultCSP is the Content-Security-Policy of every answer whose handler
+// sets none (APIs, probes, the 404 for an address nothing serves): it
+// loads nothing, allows no framing and no form posts. Pages replace it with
+// their own (httpx.SecurityHeaders).
+const DefaultCSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+// baseHeaders gives every answer nosniff, no referrer and DefaultCSP
+// before the route's handler runs, which may replace the policy.
+func baseHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", DefaultCSP)
+		next.ServeHTTP(w, r)
+	})
+}

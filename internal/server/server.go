@@ -57,7 +57,9 @@ type Server struct {
 	onShutdown []func(ctx context.Context) error
 }
 
-// New builds a server with /healthz, /readyz and /metrics mounted. It
+// New builds a server with /healthz, /readyz and /metrics mounted. Every
+// answer carries nosniff, no referrer and DefaultCSP unless its handler
+// sets its own policy. It
 // panics if the metrics cannot be registered in opts.Registry (a
 // programming error: a collector registered twice).
 func New(opts Options) *Server {
@@ -88,7 +90,7 @@ func New(opts Options) *Server {
 		Registry: s.registry,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
 	}))
-	s.handler = s.requestID(s.observe(s.recoverPanics(s.mux)))
+	s.handler = baseHeaders(s.requestID(s.observe(s.recoverPanics(s.mux))))
 	return s
 }
 

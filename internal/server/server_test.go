@@ -463,3 +463,31 @@ func TestListenOnBusyAddress(t *testing.T) {
 		t.Errorf("Listen = %v, want EUNAVAILABLE naming the address", err)
 	}
 }
+
+// Every answer — probes, metrics, a 404 for an address nothing serves, a
+// mounted API — is not to be sniffed, framed or given a referrer; a
+// handler that sets its own policy replaces the default (one policy sent).
+func TestBaselineSecurityHeaders(t *testing.T) {
+	s, _ := newServer(t, server.Options{})
+	s.Mount("GET /api/thing", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{}`)
+	}))
+	s.Mount("GET /page", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors https://app.example")
+		_, _ = io.WriteString(w, "<p>page</p>")
+	}))
+	for path, csp := range map[string]string{
+		"/healthz": server.DefaultCSP, "/metrics": server.DefaultCSP, "/nowhere": server.DefaultCSP, "/api/thing": server.DefaultCSP,
+		"/page": "default-src 'self'; frame-ancestors https://app.example",
+	} {
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		got := map[string][]string{"nosniff": w.Header().Values("X-Content-Type-Options"), "referrer": w.Header().Values("Referrer-Policy"),
+			"csp": w.Header().Values("Content-Security-Policy")}
+		want := map[string][]string{"nosniff": {"nosniff"}, "referrer": {"no-referrer"}, "csp": {csp}}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("GET %s headers (-want +got):\n%s", path, diff)
+		}
+	}
+}
