@@ -32,6 +32,7 @@ import (
 
 	"github.com/opencashier/cashier/internal/clock"
 	"github.com/opencashier/cashier/internal/errs"
+	"github.com/opencashier/cashier/internal/funding"
 	"github.com/opencashier/cashier/internal/identity"
 	"github.com/opencashier/cashier/internal/money"
 	"github.com/opencashier/cashier/internal/psp"
@@ -104,11 +105,32 @@ type Accounts interface {
 	Accounts(ctx context.Context, userID string) ([]identity.Account, error)
 }
 
-// Balances tells how much may leave a trading account now (the platform's
-// withdrawable amount), before the withdrawals banking already accepted.
-// It returns errs.Unavailable when the platform cannot be read.
+// Balances tells how much may leave a user's trading account now (the
+// platform's withdrawable amount less what funding's own withdrawals
+// reserved), before the withdrawals banking already accepted. It returns
+// errs.Unavailable when the platform cannot be read. FundingBalances
+// implements it with funding.Service.
 type Balances interface {
-	Withdrawable(ctx context.Context, login int64, cur money.Currency) (money.Amount, error)
+	Withdrawable(ctx context.Context, userID string, login int64, cur money.Currency) (money.Amount, error)
+}
+
+// FundingBalances reads withdrawable amounts through
+// funding.Service.WithdrawalOptions.
+type FundingBalances struct{ Funding *funding.Service }
+
+// Withdrawable implements Balances. It returns the errors of
+// funding.Service.WithdrawalOptions and errs.Internal when the platform
+// account is in another currency.
+func (f FundingBalances) Withdrawable(ctx context.Context, userID string, login int64, cur money.Currency) (money.Amount, error) {
+	const op = "banking.FundingBalances"
+	o, err := f.Funding.WithdrawalOptions(ctx, funding.Customer{UserID: userID}, login)
+	if err != nil {
+		return money.Amount{}, errs.Wrap(op, err)
+	}
+	if o.Account.Withdrawable.Currency() != cur {
+		return money.Amount{}, errs.Ef(errs.Internal, op, "account %d is in %s, not %s", login, o.Account.Withdrawable.Currency().Code, cur.Code)
+	}
+	return o.Account.Withdrawable, nil
 }
 
 // MicroDeposit is one verification payment to a bank account.

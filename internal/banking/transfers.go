@@ -102,7 +102,7 @@ func (s *Service) CashTransfer(ctx context.Context, req TransferRequest) (Transf
 	}
 	var withdrawable money.Amount
 	if req.Type == Withdrawal {
-		if withdrawable, err = s.balances.Withdrawable(ctx, acc.Login, cur); err != nil {
+		if withdrawable, err = s.balances.Withdrawable(ctx, req.UserID, acc.Login, cur); err != nil {
 			return Transfer{}, errs.Wrap(op, err)
 		}
 	}

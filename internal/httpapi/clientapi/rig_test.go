@@ -54,7 +54,7 @@ type fakeBalances struct {
 	by map[int64]int64
 }
 
-func (f *fakeBalances) Withdrawable(_ context.Context, login int64, cur money.Currency) (money.Amount, error) {
+func (f *fakeBalances) Withdrawable(_ context.Context, _ string, login int64, cur money.Currency) (money.Amount, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return money.New(f.by[login], cur), nil
