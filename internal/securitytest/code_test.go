@@ -46,6 +46,19 @@ func TestWithdrawalCodeGuessingIsStopped(t *testing.T) {
 	if ticket == "" {
 		t.Fatalf("confirm redirected to %q without a ticket", confirm.location())
 	}
+	// A ticket is not a session handle, nor a handle a ticket (sealed for
+	// different purposes).
+	if r := s.get("/inapp/withdraw?s=" + url.QueryEscape(ticket)); r.status < 400 || r.status >= 500 {
+		t.Errorf("a ticket used as a session handle answered %d", r.status)
+	}
+	for _, p := range []string{"/inapp/withdraw/status?t=", "/inapp/deposit/status?t="} {
+		if r := s.get(p + url.QueryEscape(h)); r.status < 400 || r.status >= 500 {
+			t.Errorf("a session handle used as a ticket at %s answered %d", p, r.status)
+		}
+	}
+	if r := s.get("/inapp/withdraw/status.json?t=" + url.QueryEscape(h)); r.status != http.StatusGone {
+		t.Errorf("a session handle used as a ticket at status.json answered %d", r.status)
+	}
 	mails := s.box.Messages()
 	if len(mails) == 0 {
 		t.Fatal("no code was mailed")
