@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -370,6 +371,38 @@ func TestCashTransferIdempotency(t *testing.T) {
 		}
 		if _, m, _ := r.do(t, "GET", "/banks", r.ann.token, "", ""); len(m["results"].([]any)) != 2 {
 			t.Errorf("ann has %d banks, want 2", len(m["results"].([]any)))
+		}
+	}, schemas...)
+}
+
+// Two withdrawals at once from one account cannot both spend its balance.
+func TestConcurrentWithdrawals(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
+		r := newRig(t, db)
+		bank := r.verifiedBank(t, r.ann, "Chase Bank")
+		r.balances.by[r.ann.login] = 60000 // $600
+		const n = 4
+		statuses := make(chan int, n)
+		for range n {
+			go func() {
+				// Not r.do: t.Fatal must not run outside the test goroutine.
+				req, _ := http.NewRequest("POST", r.url+"/cash-transfer", strings.NewReader(`{"instructionType":"WITHDRAWAL","amount":400,"bankId":"`+bank+`"}`))
+				req.Header.Set("Authorization", "Bearer "+r.ann.token)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					statuses <- -1
+					return
+				}
+				res.Body.Close()
+				statuses <- res.StatusCode
+			}()
+		}
+		count := map[int]int{}
+		for range n {
+			count[<-statuses]++
+		}
+		if count[200] != 1 || count[422] != n-1 {
+			t.Errorf("statuses of %d concurrent $400 withdrawals from $600: %v, want one 200 and the rest 422", n, count)
 		}
 	}, schemas...)
 }
