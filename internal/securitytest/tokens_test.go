@@ -153,3 +153,25 @@ func TestResetLinkReplayAndExpiry(t *testing.T) {
 		t.Errorf("an expired link changed Bob's password: %v", err)
 	}
 }
+
+// When cTrader says a user logged out, the user's open cashier sessions
+// and unused one-time tokens stop working at once.
+func TestLogoutEndsCashierSessions(t *testing.T) {
+	s := newSystem(t)
+	h, _ := s.open("deposit", s.alice, simAliceUSD, "")
+	unused := s.cashierURL("withdraw", s.alice, simAliceUSD, "")
+	bobHandle, _ := s.open("deposit", s.bob, simBobJPY, "")
+	r := s.postJSON("/oauth2/logout?crmApiToken="+url.QueryEscape(s.crm())+"&userId="+itoa(simAlice), "")
+	if r.status != http.StatusOK {
+		t.Fatalf("logout answered %d: %s", r.status, r.body)
+	}
+	if r := s.get("/inapp/deposit/amount?method=card&s=" + url.QueryEscape(h)); r.status != http.StatusGone {
+		t.Errorf("Alice's session after logout answered %d, want 410", r.status)
+	}
+	if r := s.get(unused); r.status < 400 || r.status >= 500 {
+		t.Errorf("Alice's unused token after logout answered %d", r.status)
+	}
+	if r := s.get("/inapp/deposit/amount?method=card&s=" + url.QueryEscape(bobHandle)); r.status != http.StatusOK {
+		t.Errorf("Bob's session after Alice's logout answered %d, want 200", r.status)
+	}
+}
