@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/opencashier/cashier/internal/ratelimit"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -229,6 +231,52 @@ func TestLogout(t *testing.T) {
 		}
 		if st, _ := r.post(t, "/api/v2/auth/logout", access, ``); st != 204 {
 			t.Errorf("second logout: %d", st)
+		}
+	}, identity.Schema, clientauth.Schema)
+}
+
+func TestRateLimitAndPurge(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		fc := clock.NewFake(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+		cfg := identity.DefaultConfig()
+		cfg.Password = identity.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1}
+		ids, err := identity.New(identity.Deps{DB: db, Clock: fc}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ids.CreateUser(ctx, identity.NewUser{Email: "ann@example.com", Password: "correct horse battery"}); err != nil {
+			t.Fatal(err)
+		}
+		svc, err := clientauth.New(clientauth.Options{DB: db, Passwords: clientauth.IdentityPasswords{Identity: ids}, Clock: fc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		clientauth.NewHandler(svc, ratelimit.New(time.Minute, 2, fc)).Routes(mux)
+		srv := httptest.NewServer(mux)
+		t.Cleanup(srv.Close)
+		r := &rig{url: srv.URL, clock: fc}
+		body := `{"email":"ann@example.com","password":"correct horse battery"}`
+		var got []int
+		for range 3 {
+			st, _ := r.post(t, "/api/v2/auth/login", "", body)
+			got = append(got, st)
+		}
+		if want := []int{200, 200, 429}; !slices.Equal(got, want) {
+			t.Errorf("three logins in a row with a burst of 2: %v, want %v", got, want)
+		}
+		fc.Advance(time.Minute)
+		if st, _ := r.post(t, "/api/v2/auth/login", "", body); st != 200 {
+			t.Errorf("login a minute later: %d", st)
+		}
+		// 3 logins × 2 tokens; nothing expired more than a day ago yet.
+		if n, err := svc.PurgeExpired(ctx, 24*time.Hour); n != 0 || err != nil {
+			t.Errorf("purge now: %d %v", n, err)
+		}
+		fc.Advance(32 * 24 * time.Hour)
+		if n, err := svc.PurgeExpired(ctx, 24*time.Hour); n != 6 || err != nil {
+			t.Errorf("purge after 32 days: %d %v, want 6", n, err)
 		}
 	}, identity.Schema, clientauth.Schema)
 }

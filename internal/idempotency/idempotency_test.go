@@ -1,6 +1,7 @@
 package idempotency_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -188,6 +189,56 @@ func TestInFlight(t *testing.T) {
 		}
 		if n := r.runs.Load(); n != 1 {
 			t.Errorf("handler ran %d times, want 1", n)
+		}
+	}, idempotency.Schema)
+}
+
+func TestPurgeAndPanic(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
+		fc := clock.NewFake(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+		store, err := idempotency.New(db, idempotency.Options{Clock: fc, Scope: func(*http.Request) string { return "u1" }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var runs atomic.Int64
+		panics := atomic.Bool{}
+		panics.Store(true)
+		h := store.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			runs.Add(1)
+			if panics.Load() {
+				panic(http.ErrAbortHandler) // the server drops the connection quietly
+			}
+			w.WriteHeader(201)
+		}))
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		post := func() (int, error) {
+			req, _ := http.NewRequest("POST", srv.URL, strings.NewReader("{}"))
+			req.Header.Set(idempotency.KeyHeader, "k")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			res.Body.Close()
+			return res.StatusCode, nil
+		}
+		if _, err := post(); err == nil {
+			t.Fatal("a panicking handler answered")
+		}
+		// The panic freed the key: the retry runs.
+		panics.Store(false)
+		if st, err := post(); st != 201 || err != nil {
+			t.Fatalf("retry after a panic: %d %v", st, err)
+		}
+		if n := runs.Load(); n != 2 {
+			t.Errorf("runs = %d, want 2", n)
+		}
+		if n, err := store.Purge(context.Background()); n != 0 || err != nil {
+			t.Errorf("purge of a fresh key: %d %v", n, err)
+		}
+		fc.Advance(24 * time.Hour)
+		if n, err := store.Purge(context.Background()); n != 1 || err != nil {
+			t.Errorf("purge after 24 hours: %d %v", n, err)
 		}
 	}, idempotency.Schema)
 }
