@@ -75,7 +75,7 @@ type rig struct {
 	ann, bob user
 }
 
-func newRig(t *testing.T, db *sqlstore.DB) *rig {
+func newRig(t testing.TB, db *sqlstore.DB) *rig {
 	t.Helper()
 	ctx := context.Background()
 	r := &rig{clock: clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)),
@@ -136,7 +136,7 @@ func newRig(t *testing.T, db *sqlstore.DB) *rig {
 
 // do sends a request and returns the status, the JSON object (nil if the
 // body is not one) and the raw body.
-func (r *rig) do(t *testing.T, method, path, token, key, body string) (int, map[string]any, string) {
+func (r *rig) do(t testing.TB, method, path, token, key, body string) (int, map[string]any, string) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -166,7 +166,7 @@ func (r *rig) do(t *testing.T, method, path, token, key, body string) (int, map[
 }
 
 // linkBank links a bank for u and returns its id.
-func (r *rig) linkBank(t *testing.T, u user, name string) string {
+func (r *rig) linkBank(t testing.TB, u user, name string) string {
 	t.Helper()
 	st, m, raw := r.do(t, "POST", "/banks", u.token, "", `{"bankName":"`+name+`","accountHolderName":"Ann Lee","iban":"DE89 3704 0044 0532 0130 00"}`)
 	if st != 201 {
@@ -176,7 +176,7 @@ func (r *rig) linkBank(t *testing.T, u user, name string) string {
 }
 
 // verifiedBank links and verifies a bank for u.
-func (r *rig) verifiedBank(t *testing.T, u user, name string) string {
+func (r *rig) verifiedBank(t testing.TB, u user, name string) string {
 	t.Helper()
 	id := r.linkBank(t, u, name)
 	a := r.rail.amounts(id)
