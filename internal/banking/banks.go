@@ -62,7 +62,8 @@ func scanBank(row interface{ Scan(...any) error }) (Bank, error) {
 // micro-deposits. The bank is PENDING_VERIFICATION once both went out; if
 // the rail fails it stays PENDING (SendPendingMicroDeposits retries) and
 // LinkBank still returns it. It returns errs.Invalid for a missing name or
-// holder or an invalid IBAN.
+// holder or an invalid IBAN, and errs.Conflict when the user already has
+// this IBAN linked (and neither rejected nor being unlinked).
 func (s *Service) LinkBank(ctx context.Context, userID string, n NewBank) (Bank, error) {
 	const op = "banking.LinkBank"
 	n.BankName, n.HolderName = strings.TrimSpace(n.BankName), strings.TrimSpace(n.HolderName)
@@ -78,6 +79,14 @@ func (s *Service) LinkBank(ctx context.Context, userID string, n NewBank) (Bank,
 		return Bank{}, errs.E(errs.Invalid, op, "iban is not a valid IBAN")
 	case n.BIC != "" && len(n.BIC) != 8 && len(n.BIC) != 11:
 		return Bank{}, errs.E(errs.Invalid, op, "bic must have 8 or 11 characters")
+	}
+	var dup int
+	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM banking_banks WHERE user_id = ? AND iban = ? AND status NOT IN (?, ?)`,
+		userID, n.IBAN, string(BankRejected), string(BankPendingDelete)).Scan(&dup); err != nil {
+		return Bank{}, errs.Wrap(op, err)
+	}
+	if dup > 0 {
+		return Bank{}, errs.E(errs.Conflict, op, "this bank account is already linked")
 	}
 	id, err := uuid.NewV7()
 	if err != nil {

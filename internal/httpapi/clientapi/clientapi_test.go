@@ -113,6 +113,10 @@ func TestBankLinkingAndVerification(t *testing.T) {
 			t.Errorf("bank after the retry: %v", m["status"])
 		}
 
+		// The same IBAN twice is refused while the first is linked.
+		if st, m, _ := r.do(t, "POST", "/banks", r.ann.token, "", `{"bankName":"Chase","accountHolderName":"Ann Lee","iban":"DE89370400440532013000"}`); st != 409 || m["detail"] != "this bank account is already linked" {
+			t.Errorf("same IBAN again: %d %v", st, m)
+		}
 		// Bad link requests.
 		for _, c := range []struct{ name, body string }{
 			{"bad IBAN", `{"bankName":"X","accountHolderName":"Ann","iban":"DE00 0000"}`},

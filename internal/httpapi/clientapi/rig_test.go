@@ -73,6 +73,7 @@ type rig struct {
 	balances *fakeBalances
 	banking  *banking.Service
 	ann, bob user
+	banks    int // banks linked with linkBank
 }
 
 func newRig(t testing.TB, db *sqlstore.DB) *rig {
@@ -165,10 +166,17 @@ func (r *rig) do(t testing.TB, method, path, token, key, body string) (int, map[
 	return res.StatusCode, m, string(raw)
 }
 
+// ibans are valid IBANs for linkBank, one per bank of a rig (the tests
+// use DE89… and GB82… directly).
+var ibans = []string{"GB29NWBK60161331926819", "FR1420041010050500013M02606", "NL91ABNA0417164300", "ES9121000418450200051332",
+	"IT60X0542811101000000123456", "BE68539007547034", "CH9300762011623852957", "AT611904300234573201"}
+
 // linkBank links a bank for u and returns its id.
 func (r *rig) linkBank(t testing.TB, u user, name string) string {
 	t.Helper()
-	st, m, raw := r.do(t, "POST", "/banks", u.token, "", `{"bankName":"`+name+`","accountHolderName":"Ann Lee","iban":"DE89 3704 0044 0532 0130 00"}`)
+	iban := ibans[r.banks%len(ibans)]
+	r.banks++
+	st, m, raw := r.do(t, "POST", "/banks", u.token, "", `{"bankName":"`+name+`","accountHolderName":"Ann Lee","iban":"`+iban+`"}`)
 	if st != 201 {
 		t.Fatalf("link bank: %d %s", st, raw)
 	}
