@@ -410,3 +410,38 @@ func TestConcurrentWithdrawals(t *testing.T) {
 		}
 	}, schemas...)
 }
+
+// A deposit scheduled on a bank fails when the bank is rejected or
+// unlinked; an unlinked bank with history stays as PENDING_DELETE.
+func TestScheduledDepositsFail(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
+		r := newRig(t, db)
+		rejected := r.linkBank(t, r.ann, "Bank of America")
+		unlinked := r.linkBank(t, r.ann, "Wells Fargo")
+		for _, b := range []string{rejected, unlinked} {
+			r.clock.Advance(time.Second)
+			if st, _, raw := r.do(t, "POST", "/cash-transfer", r.ann.token, "", `{"instructionType":"DEPOSIT","amount":50,"bankId":"`+b+`"}`); st != 200 {
+				t.Fatalf("scheduled deposit: %d %s", st, raw)
+			}
+		}
+		for range 3 {
+			r.do(t, "POST", "/banks/"+rejected+"/verify", r.ann.token, "", `{"amounts":[1.00,1.00]}`)
+		}
+		if st, _, _ := r.do(t, "DELETE", "/banks/"+unlinked, r.ann.token, "", ""); st != 204 {
+			t.Fatalf("unlink: %d", st)
+		}
+		_, m, _ := r.do(t, "GET", "/transactions?status=FAILED", r.ann.token, "", "")
+		if n := len(m["results"].([]any)); n != 2 {
+			t.Errorf("failed deposits: %d, want 2 (%v)", n, m["results"])
+		}
+		_, m, _ = r.do(t, "GET", "/banks/"+unlinked, r.ann.token, "", "")
+		if m["status"] != "PENDING_DELETE" {
+			t.Errorf("unlinked bank with history: %v", m["status"])
+		}
+		for _, b := range []string{rejected, unlinked} {
+			if st, m, _ := r.do(t, "POST", "/cash-transfer", r.ann.token, "", `{"instructionType":"DEPOSIT","amount":50,"bankId":"`+b+`"}`); st != 404 || m["message"] != "Bank account not found" {
+				t.Errorf("deposit to a %s bank: %d %v", b, st, m)
+			}
+		}
+	}, schemas...)
+}
