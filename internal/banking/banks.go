@@ -145,12 +145,18 @@ func (s *Service) SendPendingMicroDeposits(ctx context.Context) (int, error) {
 		var created, updated int64
 		if err := rows.Scan(&p.b.ID, &p.b.UserID, &p.b.BankName, &p.b.HolderName, &p.b.IBAN, &p.b.BIC, &status, &p.b.AttemptsLeft,
 			&created, &updated, &p.m1, &p.m2); err != nil {
-			rows.Close()
+			_ = rows.Close()
 			return 0, errs.Wrap("banking.SendPendingMicroDeposits", err)
 		}
 		list = append(list, p)
 	}
-	rows.Close()
+	if err := rows.Err(); err != nil {
+		_ = rows.Close()
+		return 0, errs.Wrap("banking.SendPendingMicroDeposits", err)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, errs.Wrap("banking.SendPendingMicroDeposits", err)
+	}
 	sent := 0
 	for _, p := range list {
 		if err := s.sendMicroDeposits(ctx, p.b, p.m1, p.m2); err != nil {

@@ -293,7 +293,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, code, deta
 
 func requestHash(r *http.Request, body []byte) string {
 	h := sha256.New()
-	io.WriteString(h, r.Method+"\n"+r.URL.Path+"?"+r.URL.RawQuery+"\n")
+	_, _ = io.WriteString(h, r.Method+"\n"+r.URL.Path+"?"+r.URL.RawQuery+"\n")
 	h.Write(body)
 	return hex.EncodeToString(h.Sum(nil))
 }
