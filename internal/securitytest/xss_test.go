@@ -97,3 +97,35 @@ func TestShownBackFieldsAreEscaped(t *testing.T) {
 		}
 	}
 }
+
+// Error messages that name what was sent (an unknown JSON field, a bad
+// value) come back as JSON with nosniff, and the JSON escapes the payload,
+// so no browser renders them as HTML.
+func TestErrorMessagesAreNotHTML(t *testing.T) {
+	s := newSystem(t)
+	bearer := http.Header{"Authorization": {"Bearer sk_security"}}
+	for _, p := range payloads {
+		key := jsonString(p)
+		for name, r := range map[string]reply{
+			"sandbox API unknown field": s.do(http.MethodPost, "/sandbox/api/payments", `{`+key+`:1}`, bearer),
+			"sandbox API bad value":     s.do(http.MethodPost, "/sandbox/api/payments", `{"amount":`+key+`,"currency":`+key+`,"method":`+key+`}`, bearer),
+			"validate-token":            s.postJSON("/api/validate-token", `{"token":`+key+`,"account":`+key+`}`),
+			"crmApiToken":               s.postJSON("/oauth2/crmApiToken", `{"password":{`+key+`:1}}`),
+			"webhook":                   s.postJSON("/psp/sandbox/webhook", `{`+key+`:1}`),
+			"screens status.json":       s.get("/inapp/deposit/status.json?t=" + url.QueryEscape(p)),
+		} {
+			if r.status >= 500 {
+				t.Errorf("%s answered %d", name, r.status)
+			}
+			if raw := shownRaw(r.body); raw != "" {
+				t.Errorf("%s answers %q unescaped: %s", name, raw, r.body)
+			}
+			if ct := r.header.Get("Content-Type"); !strings.Contains(ct, "json") {
+				t.Errorf("%s answered Content-Type %q, want JSON", name, ct)
+			}
+			if r.header.Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("%s answered without nosniff", name)
+			}
+		}
+	}
+}
