@@ -58,6 +58,7 @@ type Config struct {
 	CTrader  CTrader
 	Platform Platform
 	SMTP     SMTP
+	SMS      SMS
 	Payments Payments
 	Funding  Funding
 }
@@ -150,6 +151,13 @@ type SMTP struct {
 	RequireTLS bool
 }
 
+// SMS configures the HTTP provider that sends second-factor codes by SMS;
+// an empty URL means no SMS provider (SMS codes cannot be sent).
+type SMS struct {
+	URL   string
+	Token string
+}
+
 // Payments holds the payment-layer settings (docs/payments.md).
 type Payments struct {
 	// MethodsFile is the payment methods file; empty means the built-in
@@ -171,6 +179,9 @@ type Funding struct {
 	AutoApproveMethods []string
 	Require2FA         bool
 	DepositExpiry      time.Duration
+	// WizardRequire2FA makes the client API's withdrawal wizard (seed 002)
+	// e-mail a code to users who enrolled no second factor.
+	WizardRequire2FA bool
 }
 
 // Setting is one configuration entry.

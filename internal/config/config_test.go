@@ -57,7 +57,7 @@ func TestDefaults(t *testing.T) {
 		CTrader:  config.CTrader{Timeout: 10 * time.Second, Groups: map[string]string{"demo": "default", "live": "default"}},
 		Platform: config.Platform{Connector: "ctrader"},
 		SMTP:     config.SMTP{Port: 587, RequireTLS: true},
-		Funding:  config.Funding{DepositExpiry: 2 * time.Hour},
+		Funding:  config.Funding{DepositExpiry: 2 * time.Hour, WizardRequire2FA: true},
 	}
 	// The defaults of identity's settings are identity's own defaults.
 	id := identity.DefaultConfig()
@@ -162,6 +162,19 @@ func TestLoad(t *testing.T) {
 			},
 		},
 		{
+			name: "SMS provider and the wizard's second factor",
+			env: map[string]string{
+				"CASHIER_SMS_URL":    "https://sms.example/v1/send",
+				"CASHIER_SMS_TOKEN":  "sms-secret",
+				"CASHIER_WIZARD_2FA": "false",
+			},
+			want: func(c *config.Config) {
+				c.SMS.URL = "https://sms.example/v1/send"
+				c.SMS.Token = "sms-secret"
+				c.Funding.WizardRequire2FA = false
+			},
+		},
+		{
 			name: "IPv6 address and path in public URL",
 			args: []string{"-addr", "[::1]:8443", "-public-url", "https://example.com/cashier"},
 			want: func(c *config.Config) {
@@ -253,6 +266,10 @@ func TestLoadErrors(t *testing.T) {
 			`CASHIER_CTRADER_GROUPS (-ctrader-groups): "paper=x" holds "paper=x", which is not demo=GROUP or live=GROUP`},
 		{"spread", nil, map[string]string{"CASHIER_FX_SPREAD_BPS": "10000"},
 			`CASHIER_FX_SPREAD_BPS (-fx-spread-bps): "10000" is not a whole number from 0 to 9999`},
+		{"SMS URL", nil, map[string]string{"CASHIER_SMS_URL": "sms.example/send"},
+			`CASHIER_SMS_URL (-sms-url): "sms.example/send" is not an absolute http:// or https:// URL`},
+		{"wizard 2FA switch", []string{"-wizard-2fa=sometimes"}, nil,
+			`CASHIER_WIZARD_2FA (-wizard-2fa): "sometimes" is not true or false`},
 		{"sandbox switch", []string{"-sandbox=maybe"}, nil,
 			`CASHIER_SANDBOX (-sandbox): "maybe" is not true or false`},
 	}

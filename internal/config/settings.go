@@ -618,6 +618,30 @@ var smtpSettings = []Setting{
 		Usage:   "Refuse to send mail when the server does not offer STARTTLS.",
 		Set:     boolSetting(func(c *Config) *bool { return &c.SMTP.RequireTLS }),
 	},
+	{
+		Name:    "sms-url",
+		Env:     "CASHIER_SMS_URL",
+		Default: "",
+		Usage:   "HTTP endpoint of the SMS provider for second-factor codes (POST {\"to\",\"text\"}); empty means no SMS provider.",
+		Set: func(c *Config, v string) error {
+			if err := optionalAbsURL(v); err != nil {
+				return err
+			}
+			c.SMS.URL = v
+			return nil
+		},
+	},
+	{
+		Name:    "sms-token",
+		Env:     "CASHIER_SMS_TOKEN",
+		Default: "",
+		Usage:   "Bearer token sent to the SMS provider.",
+		Set: func(c *Config, v string) error {
+			c.SMS.Token = v
+			return nil
+		},
+		Show: secret,
+	},
 }
 
 // paymentSettings configure the payment layer.
@@ -730,6 +754,13 @@ var fundingSettings = []Setting{
 		Default: "false",
 		Usage:   "Ask for a code sent by e-mail before a withdrawal leaves the trading account.",
 		Set:     boolSetting(func(c *Config) *bool { return &c.Funding.Require2FA }),
+	},
+	{
+		Name:    "wizard-2fa",
+		Env:     "CASHIER_WIZARD_2FA",
+		Default: "true",
+		Usage:   "Make the client API's withdrawal wizard e-mail a code to users who enrolled no second factor (users who enrolled one always confirm with it).",
+		Set:     boolSetting(func(c *Config) *bool { return &c.Funding.WizardRequire2FA }),
 	},
 	{
 		Name:    "deposit-expiry",
