@@ -353,15 +353,20 @@ type WithdrawalRequest struct {
 	Amount money.Amount
 	// Details are the method's destination fields (see the Detail keys).
 	Details map[string]string
+	// Confirmed says the caller has already confirmed this withdrawal with
+	// the customer's second factor (the client API's withdrawal wizard):
+	// Config.Require2FA then e-mails no further code and the withdrawal
+	// starts at once.
+	Confirmed bool
 }
 
 // RequestWithdrawal checks and records a withdrawal: the method (country,
 // KYC level, limits via payments), the destination details, and the amount
 // against what the platform says may be withdrawn less what other
 // withdrawals have reserved. The amount is then reserved by a ledger hold;
-// with Config.Require2FA the withdrawal waits for the code e-mailed to the
-// customer (ConfirmWithdrawal), otherwise the WITHDRAW push is enqueued at
-// once. Calling it again with the same ID returns the same withdrawal (and
+// with Config.Require2FA (and a request that is not Confirmed) the
+// withdrawal waits for the code e-mailed to the customer
+// (ConfirmWithdrawal), otherwise the WITHDRAW push is enqueued at once. Calling it again with the same ID returns the same withdrawal (and
 // sends the code again if the e-mail failed).
 //
 // It returns errs.Invalid for a malformed request or details (wrapping a
@@ -387,7 +392,8 @@ func (s *Service) RequestWithdrawal(ctx context.Context, req WithdrawalRequest) 
 	} else if !errs.Is(err, errs.NotFound) {
 		return Withdrawal{}, errs.Wrap(op, err)
 	}
-	if s.cfg.Require2FA && req.Customer.Email == "" {
+	needCode := s.cfg.Require2FA && !req.Confirmed
+	if needCode && req.Customer.Email == "" {
 		return Withdrawal{}, errs.E(errs.Invalid, op, "the customer's e-mail address is needed to send the withdrawal code")
 	}
 	_, cur, err := s.account(ctx, req.Customer.UserID, req.Login)
@@ -478,7 +484,7 @@ func (s *Service) RequestWithdrawal(ctx context.Context, req WithdrawalRequest) 
 			Amount: w.Amount, Code: "withdrawal.debit.hold", Metadata: "withdrawal " + w.ID}); err != nil {
 			return err
 		}
-		if !s.cfg.Require2FA {
+		if !needCode {
 			return s.startDebit(ctx, tx, &w, StatusChange{})
 		}
 		if code, err = newCode(); err != nil {

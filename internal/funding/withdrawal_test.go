@@ -341,6 +341,29 @@ func TestTwoFactorCode(t *testing.T) {
 			}
 		})
 	})
+	t.Run("a request confirmed by the caller's own second factor", func(t *testing.T) {
+		each(t, func(t *testing.T, db *sqlstore.DB) {
+			r := newRig(t, db, rigOptions{cfg: cfg})
+			w, err := r.svc.RequestWithdrawal(context.Background(), funding.WithdrawalRequest{ID: "wiz_confirmed",
+				Customer: alice, Login: aliceUSD, MethodID: "bank-transfer", Amount: amt("100.00", usd), Details: bankDetails, Confirmed: true})
+			if err != nil {
+				t.Fatalf("RequestWithdrawal: %v", err)
+			}
+			if w.Status == funding.WithdrawalAwaiting2FA || w.Code != nil {
+				t.Fatalf("a confirmed request: %s, code %+v; want no second code", w.Status, w.Code)
+			}
+			if _, ok := r.mailer.box.Last(alice.Email); ok {
+				t.Error("a code was e-mailed for a confirmed request")
+			}
+			r.run()
+			if w = r.getWithdrawal(alice, w.ID); w.Status != funding.WithdrawalCompleted {
+				t.Fatalf("after the jobs: %s, want completed", w.Status)
+			}
+			if got := r.simBalance(aliceUSD).String(); got != "900.00 USD" {
+				t.Errorf("platform balance %s, want 900.00 USD", got)
+			}
+		})
+	})
 	t.Run("attempts exhausted", func(t *testing.T) {
 		each(t, func(t *testing.T, db *sqlstore.DB) {
 			r := newRig(t, db, rigOptions{cfg: cfg})

@@ -125,7 +125,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 		if w.State != StateOpen {
 			return Result{Wizard: w}, errs.E(errs.Conflict, op, "the wizard is awaiting its code")
 		}
-		wd, err := s.request(ctx, w.UUID, c.customer, sub.AccountID, c.method.ID, c.amount, sub.Data)
+		wd, err := s.request(ctx, w.UUID, c.customer, sub.AccountID, c.method.ID, c.amount, sub.Data, false)
 		if err != nil {
 			return Result{Wizard: w}, errs.Wrap(op, err)
 		}
@@ -299,9 +299,13 @@ func (s *Service) transactionOf(wd funding.Withdrawal) Transaction {
 	}
 }
 
-func (s *Service) request(ctx context.Context, id string, c Customer, login int64, methodID string, amount money.Amount, details map[string]string) (funding.Withdrawal, error) {
+// request asks funding for the wizard's withdrawal. confirmed says the
+// wizard's own code confirmed it, so funding's Config.Require2FA sends no
+// second code.
+func (s *Service) request(ctx context.Context, id string, c Customer, login int64, methodID string, amount money.Amount, details map[string]string, confirmed bool) (funding.Withdrawal, error) {
 	return s.d.Funding.RequestWithdrawal(ctx, funding.WithdrawalRequest{
 		ID: "wiz_" + id, Customer: c.Customer, Login: login, MethodID: methodID, Amount: amount, Details: nonNil(details),
+		Confirmed: confirmed,
 	})
 }
 
@@ -366,7 +370,7 @@ func (s *Service) Confirm(ctx context.Context, userID, id, code string) (Confirm
 	if err != nil {
 		return Confirmation{Wizard: w}, errs.Wrap(op, err)
 	}
-	wd, err := s.request(ctx, w.UUID, c, w.Login, w.MethodID, w.Amount, w.Details)
+	wd, err := s.request(ctx, w.UUID, c, w.Login, w.MethodID, w.Amount, w.Details, true)
 	if err != nil {
 		return Confirmation{Wizard: w}, errs.Wrap(op, err)
 	}
