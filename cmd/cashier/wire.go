@@ -27,6 +27,7 @@ import (
 	"github.com/opencashier/cashier/internal/jobs"
 	"github.com/opencashier/cashier/internal/ledger"
 	"github.com/opencashier/cashier/internal/mail"
+	"github.com/opencashier/cashier/internal/openapi"
 	"github.com/opencashier/cashier/internal/payments"
 	"github.com/opencashier/cashier/internal/platform"
 	"github.com/opencashier/cashier/internal/platform/callback"
@@ -219,6 +220,7 @@ func buildApp(ctx context.Context, w wiring) (*app, error) {
 		return nil, err
 	}
 	a.mount(api.Prefix(), api)
+	a.mount("GET "+openapi.Path, openapi.Handler()) // the OpenAPI document of every JSON endpoint
 	if len(cfg.Identity.CRMPasswords) == 0 && cfg.Identity.Mode == identity.ModeSSO {
 		a.off["crmApiToken"] = "CASHIER_CTRADER_CRM_PASSWORDS is empty: POST /oauth2/crmApiToken refuses every password"
 	}
