@@ -15,11 +15,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/opencashier/cashier/internal/clock"
 	"github.com/opencashier/cashier/internal/config"
 	"github.com/opencashier/cashier/internal/errs"
 	"github.com/opencashier/cashier/internal/funding"
@@ -29,6 +31,7 @@ import (
 	"github.com/opencashier/cashier/internal/payments"
 	"github.com/opencashier/cashier/internal/platform/ctradersim"
 	"github.com/opencashier/cashier/internal/psp/sandbox"
+	"github.com/opencashier/cashier/internal/twofactor"
 )
 
 const demoSynopsis = `Run the whole system on this machine, with no setup: the cashier on SQLite
@@ -69,6 +72,7 @@ type Manifest struct {
 	SuccessURL        string `json:"successURL"`        // the success URL the cashier is configured with
 	SandboxControlURL string `json:"sandboxControlURL"` // the sandbox provider's control page
 	MailboxURL        string `json:"mailboxURL"`        // mail the cashier sent
+	SMSURL            string `json:"smsURL"`            // text messages the cashier sent (second-factor codes)
 	DataDir           string `json:"dataDir"`
 	DatabaseURL       string `json:"databaseURL"`
 	IdentityMode      string `json:"identityMode"` // sso or handoff
@@ -192,8 +196,9 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 		cfg.Identity.Mode = identity.ModeHandoff
 	}
 	box := mail.NewMailbox(0, nil)
+	phone := twofactor.NewSMSSink(clock.System{})
 	a, err := m.compose(ctx, srv, wiring{cfg: cfg, db: db, log: log, registry: srv.Registry(),
-		publicURL: cashierURL, internalURL: internalURL(cashierAddr), mailer: box, rates: payments.DemoRates()})
+		publicURL: cashierURL, internalURL: internalURL(cashierAddr), mailer: box, sms: phone, rates: payments.DemoRates()})
 	if err != nil {
 		stopSim()
 		abandon(ctx, srv)
@@ -208,11 +213,12 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 	man := Manifest{CashierURL: cashierURL, SimulatorURL: simURL, CRMAPIPassword: crmPassword,
 		Manager: ManifestManager{Login: demoManagerLogin, Password: demoManagerPassword}, Users: users,
 		AppURL: simURL + "/app/", LoginURL: cashierURL + "/auth/login", SuccessURL: cfg.Screens.SuccessURL,
-		SandboxControlURL: cashierURL + sandbox.Prefix + "/control", MailboxURL: cashierURL + "/_demo/mail/",
+		SandboxControlURL: cashierURL + sandbox.Prefix + "/control", MailboxURL: cashierURL + "/_demo/mail/", SMSURL: cashierURL + "/_demo/sms/",
 		DataDir: dir, DatabaseURL: cfg.DatabaseURL, IdentityMode: string(cfg.Identity.Mode)}
 
 	sec := httpx.SecurityHeaders(httpx.SecurityOptions{FrameAncestors: cfg.FrameAncestors})
 	srv.Mount("/_demo/mail/", sec(httpx.NoStore(http.StripPrefix("/_demo/mail", box.Handler()))))
+	srv.Mount("GET /_demo/sms/{$}", sec(httpx.NoStore(smsPage(phone))))
 	srv.Mount("GET /{$}", sec(httpx.NoStore(demoIndex(man))))
 
 	if *manifestPath != "" {
@@ -385,6 +391,10 @@ func printDemo(w io.Writer, man Manifest, a *app) {
 	fmt.Fprintf(w, "  test cards (any future expiry, any CVC): 4242 4242 4242 4242 succeeds; 4000 0000 0000 3220 asks for 3-D Secure\n")
 	fmt.Fprintf(w, "  code %s; 4000 0000 0000 0002 is declined. Bank transfers arrive from the control page.\n", sandbox.ThreeDSCode)
 	fmt.Fprintf(w, "Demo mailbox:               %s  (password-reset mail and withdrawal codes)\n", man.MailboxURL)
+	fmt.Fprintf(w, "Demo SMS:                   %s  (codes for users enrolled for SMS)\n", man.SMSURL)
+	if a.banking != nil {
+		fmt.Fprintf(w, "Client API:                 %s/api/v2/auth/login, /api/v2/my/withdrawals…, /banks, /cash-transfer, /transactions (docs/client-api.md)\n", man.CashierURL)
+	}
 	fmt.Fprintf(w, "Data folder:                %s\n", man.DataDir)
 	fmt.Fprintf(w, "\nWithdrawals up to %s are paid without an operator; larger ones wait for\n", strings.ReplaceAll(demoAutoApprove, ",", ", "))
 	fmt.Fprintf(w, "  cashier withdrawals approve ID -by NAME -database-url %s\n", man.DatabaseURL)
@@ -404,6 +414,7 @@ var demoIndexPage = template.Must(template.New("index").Parse(`<!doctype html>
 <li><a href="{{.LoginURL}}">Broker login screen</a></li>
 <li><a href="{{.SandboxControlURL}}">Sandbox payment provider: control page</a></li>
 <li><a href="{{.MailboxURL}}">Demo mailbox</a></li>
+<li><a href="{{.SMSURL}}">Demo SMS</a> (text messages with second-factor codes)</li>
 <li>cTrader simulator: <a href="{{.SimulatorURL}}/_sim/traders">trading accounts</a>, <a href="{{.SimulatorURL}}/_sim/stats">statistics</a></li>
 </ul>
 <p>Test cards (any future expiry, any CVC): 4242 4242 4242 4242 succeeds; 4000 0000 0000 3220 asks for a 3-D Secure code (123456); 4000 0000 0000 0002 is declined.</p>
@@ -421,6 +432,30 @@ func demoIndex(man Manifest) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write(page)
+	})
+}
+
+var smsListPage = template.Must(template.New("sms").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Demo SMS</title></head><body>
+<h1>Demo SMS</h1>
+<p>Text messages the cashier sent (second-factor codes), newest first. Nothing leaves this machine.</p>
+{{if .}}<table>
+<tr><th>Sent</th><th>To</th><th>Text</th></tr>
+{{range .}}<tr><td>{{.At.Format "2006-01-02 15:04:05"}}</td><td>{{.To}}</td><td><code>{{.Text}}</code></td></tr>
+{{end}}</table>{{else}}<p>No messages yet.</p>{{end}}
+</body></html>
+`))
+
+// smsPage lists the messages of the demo's SMS sink, newest first.
+func smsPage(sink *twofactor.SMSSink) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		msgs := sink.Messages()
+		slices.Reverse(msgs)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err := smsListPage.Execute(w, msgs); err != nil {
+			http.Error(w, "SMS page failed", http.StatusInternalServerError)
+		}
 	})
 }
 

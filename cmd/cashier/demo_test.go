@@ -196,6 +196,7 @@ func TestDemo(t *testing.T) {
 		"login screen":    {d.man.LoginURL, `name="password"`},
 		"sandbox control": {d.man.SandboxControlURL, "Sandbox"},
 		"mailbox":         {d.man.MailboxURL, "<html"},
+		"SMS page":        {d.man.SMSURL, "No messages yet."},
 		"front page":      {d.man.CashierURL + "/", d.man.AppURL},
 	} {
 		resp, body := get(t, page.url, nil)
@@ -205,7 +206,7 @@ func TestDemo(t *testing.T) {
 	}
 
 	out := d.stdout.String()
-	for _, want := range []string{d.man.AppURL, d.man.CashierURL, d.man.SandboxControlURL, d.man.MailboxURL,
+	for _, want := range []string{d.man.AppURL, d.man.CashierURL, d.man.SandboxControlURL, d.man.MailboxURL, d.man.SMSURL,
 		d.man.Users[0].Email, d.man.Users[0].Password, d.dir} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)

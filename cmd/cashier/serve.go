@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/opencashier/cashier/internal/config"
@@ -107,7 +108,57 @@ func (m *Main) compose(ctx context.Context, srv *server.Server, w wiring) (*app,
 	}
 	a.logParts(w.log)
 	m.startJobs(ctx, w.db, w.cfg, w.log, srv, a)
+	startPeriodic(ctx, w.log, srv, a.periodic)
 	return a, nil
+}
+
+// periodic is work run every so often (purges, retries), in every
+// replica: each run must be idempotent. run returns how many things it
+// did, for the log.
+type periodic struct {
+	name  string
+	every time.Duration
+	run   func(ctx context.Context) (int64, error)
+}
+
+// startPeriodic runs each task at once and then on its ticker until ctx is
+// cancelled; the server's graceful shutdown waits for a run in progress
+// (cancelled by ctx) to return.
+func startPeriodic(ctx context.Context, log *slog.Logger, srv *server.Server, tasks []periodic) {
+	if len(tasks) == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, t := range tasks {
+		wg.Go(func() {
+			tick := time.NewTicker(t.every)
+			defer tick.Stop()
+			for {
+				n, err := t.run(ctx)
+				switch {
+				case err != nil && ctx.Err() == nil:
+					log.Error("periodic work failed", "task", t.name, "err", err)
+				case n > 0:
+					log.Info("periodic work done", "task", t.name, "count", n)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	srv.OnShutdown(func(sctx context.Context) error {
+		select {
+		case <-done:
+			return nil
+		case <-sctx.Done():
+			return errs.E(errs.Unavailable, "serve: periodic work", "periodic work did not stop within the shutdown timeout")
+		}
+	})
 }
 
 // abandon releases the socket of a server that will not serve: it serves

@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/opencashier/cashier/internal/banking"
+	"github.com/opencashier/cashier/internal/clientauth"
 	"github.com/opencashier/cashier/internal/clock"
 	"github.com/opencashier/cashier/internal/config"
 	"github.com/opencashier/cashier/internal/errs"
@@ -22,6 +24,7 @@ import (
 	"github.com/opencashier/cashier/internal/httpapi/ctraderapi"
 	"github.com/opencashier/cashier/internal/httpapi/validatetoken"
 	"github.com/opencashier/cashier/internal/httpx"
+	"github.com/opencashier/cashier/internal/idempotency"
 	"github.com/opencashier/cashier/internal/identity"
 	"github.com/opencashier/cashier/internal/identity/ctraderid"
 	"github.com/opencashier/cashier/internal/jobs"
@@ -36,9 +39,11 @@ import (
 	"github.com/opencashier/cashier/internal/psp/sandbox"
 	"github.com/opencashier/cashier/internal/push"
 	"github.com/opencashier/cashier/internal/sqlstore"
+	"github.com/opencashier/cashier/internal/twofactor"
 	"github.com/opencashier/cashier/internal/web"
 	"github.com/opencashier/cashier/internal/web/authpages"
 	"github.com/opencashier/cashier/internal/web/cashierpages"
+	"github.com/opencashier/cashier/internal/withdrawwizard"
 )
 
 // schemas lists the database schema of every package, in version order.
@@ -47,13 +52,18 @@ import (
 // pick it up.
 func schemas() []sqlstore.Schema {
 	return []sqlstore.Schema{
-		ledger.Schema,   // 00001–00009
-		jobs.Schema,     // 00010–00019
-		push.Schema,     // 00100–00199
-		identity.Schema, // 00200–00299
-		payments.Schema, // 00300–00349
-		sandbox.Schema,  // 00350
-		funding.Schema,  // 00400–00499
+		ledger.Schema,         // 00001–00009
+		jobs.Schema,           // 00010–00019
+		push.Schema,           // 00100–00199
+		identity.Schema,       // 00200–00299
+		payments.Schema,       // 00300–00349
+		sandbox.Schema,        // 00350
+		funding.Schema,        // 00400–00499
+		clientauth.Schema,     // 00500
+		idempotency.Schema,    // 00510
+		banking.Schema,        // 00520
+		twofactor.Schema,      // 00550
+		withdrawwizard.Schema, // 00560
 	}
 }
 
@@ -74,6 +84,9 @@ type wiring struct {
 	// rates, when set, are asked after the operators' rates and the rates
 	// file (the demo's built-in rates).
 	rates payments.RateSource
+	// sms, when set, replaces the SMS provider the settings choose (the
+	// demo's SMS sink).
+	sms twofactor.SMSSender
 }
 
 // route is one handler mounted on the server.
@@ -91,7 +104,9 @@ type app struct {
 	// runner (the push service).
 	registrars []func(*jobs.Runner)
 	pushKinds  []string
-	notify     *notifier
+	// periodic is work serve runs on a ticker until it shuts down.
+	periodic []periodic
+	notify   *notifier
 	// off says which parts are not running and why, for the start-up log.
 	off map[string]string
 
@@ -101,8 +116,11 @@ type app struct {
 	push      *push.Service
 	payments  *payments.Service
 	sandbox   *sandbox.Server
+	provider  psp.Provider
 	funding   *funding.Service
 	renderer  *web.Renderer
+	twoFactor *twofactor.Service
+	banking   *banking.Service
 }
 
 func (a *app) mount(pattern string, h http.Handler) {
@@ -302,7 +320,7 @@ func buildApp(ctx context.Context, w wiring) (*app, error) {
 		if err != nil {
 			return nil, err
 		}
-		a.sandbox, a.payments = sb, psvc
+		a.sandbox, a.payments, a.provider = sb, psvc, client
 		psvc.Routes(a.mount)
 		sb.Routes(func(pattern string, h http.Handler) { a.mount(pattern, sec(h)) })
 		maps.Copy(a.jobs, psvc.JobHandlers())
@@ -325,6 +343,11 @@ func buildApp(ctx context.Context, w wiring) (*app, error) {
 		maps.Copy(a.jobs, fsvc.JobHandlers())
 	} else {
 		a.off["funding"] = "deposits and withdrawals need a trading platform and a payment provider"
+	}
+
+	// The client API (seeds 002 and 003).
+	if err := buildClientAPI(w, a, idsvc, mailer, sec); err != nil {
+		return nil, err
 	}
 
 	// The screens.

@@ -87,8 +87,8 @@ func serveEveryPart(t *testing.T, dbURL string) {
 			t.Errorf("job workers run %s, want %s among them", started[0], kind)
 		}
 	}
-	if off := logLines(log, "part off"); len(off) != 1 || !strings.Contains(off[0], `"part":"mail"`) {
-		t.Errorf("parts off = %q, want only mail (no SMTP host)", off)
+	if off := logLines(log, "part off"); len(off) != 2 || !strings.Contains(off[0], `"part":"mail"`) || !strings.Contains(off[1], `"part":"sms"`) {
+		t.Errorf("parts off = %q, want only mail (no SMTP host) and sms (no SMS URL)", off)
 	}
 }
 
@@ -110,7 +110,7 @@ func TestServeWithoutPlatform(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := s.stderr.String()
-	for _, part := range []string{"trading platform", "payments", "funding", "screens", "mail", "crmApiToken"} {
+	for _, part := range []string{"trading platform", "payments", "funding", "screens", "mail", "crmApiToken", "client api"} {
 		found := false
 		for _, l := range logLines(log, "part off") {
 			found = found || strings.Contains(l, `"part":"`+part+`"`)
