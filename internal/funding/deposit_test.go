@@ -399,3 +399,58 @@ func TestPartialBankTransferWaitsForReviewThenCreditsWhatArrived(t *testing.T) {
 		}
 	})
 }
+
+func TestBankDepositCreditsOnce(t *testing.T) {
+	each(t, func(t *testing.T, db *sqlstore.DB) {
+		r := newRig(t, db, rigOptions{})
+		ctx := context.Background()
+		credit := funding.BankCredit{ID: "1795258630837_bank_1", UserID: alice.UserID, Login: aliceUSD, Amount: amt("50.00", usd)}
+		d, err := r.svc.BankDeposit(ctx, credit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := r.svc.BankDeposit(ctx, credit)
+		if err != nil || again.ID != d.ID {
+			t.Fatalf("the same bank transfer again gave %s, %v; want deposit %s", again.ID, err, d.ID)
+		}
+		r.run()
+		if _, err := r.svc.BankDeposit(ctx, credit); err != nil {
+			t.Fatalf("the same bank transfer after the push: %v", err)
+		}
+		r.run()
+
+		d = r.getDeposit(alice, d.ID)
+		if d.Status != funding.DepositCompleted || d.Credit.String() != "50.00 USD" || d.Fee.Sign() != 0 {
+			t.Errorf("deposit: %s, credit %s, fee %s; want completed, 50.00 USD, no fee", d.Status, d.Credit, d.Fee)
+		}
+		if got := r.simBalance(aliceUSD).String(); got != "1050.00 USD" {
+			t.Errorf("platform balance %s, want 1050.00 USD", got)
+		}
+		if n := r.simChanges(aliceUSD, d.PushID); n != 1 {
+			t.Errorf("the platform holds %d changes of push %s, want exactly 1", n, d.PushID)
+		}
+		if got := r.posted("psp:"+funding.BankRailProvider+":USD", usd).String(); got != "50.00 USD" {
+			t.Errorf("bank rail clearing = %s, want 50.00 USD", got)
+		}
+
+		refused := []struct {
+			name string
+			c    funding.BankCredit
+			want errs.Code
+		}{
+			{"the same id with another amount", funding.BankCredit{ID: credit.ID, UserID: alice.UserID, Login: aliceUSD, Amount: amt("60.00", usd)}, errs.Conflict},
+			{"someone else's account", funding.BankCredit{ID: "bt-2", UserID: bob.UserID, Login: aliceUSD, Amount: amt("10.00", usd)}, errs.Forbidden},
+			{"no amount", funding.BankCredit{ID: "bt-3", UserID: alice.UserID, Login: aliceUSD, Amount: amt("0.00", usd)}, errs.Invalid},
+			{"no id", funding.BankCredit{UserID: alice.UserID, Login: aliceUSD, Amount: amt("10.00", usd)}, errs.Invalid},
+		}
+		for _, tc := range refused {
+			if _, err := r.svc.BankDeposit(ctx, tc.c); errs.CodeOf(err) != tc.want {
+				t.Errorf("%s: %v, want %s", tc.name, err, tc.want)
+			}
+		}
+		r.run()
+		if got := r.simBalance(aliceUSD).String(); got != "1050.00 USD" {
+			t.Errorf("platform balance after the refusals %s, want 1050.00 USD", got)
+		}
+	})
+}
