@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/opencashier/cashier/internal/openapi/openapitest"
 	"github.com/opencashier/cashier/internal/ratelimit"
 	"io"
 	"net/http"
@@ -71,7 +72,7 @@ func newRig(t *testing.T, db *sqlstore.DB) *rig {
 	mux.Handle("GET /whoami", clientauth.Middleware(svc, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, clientauth.UserID(r.Context()))
 	})))
-	srv := httptest.NewServer(mux) // listens on 127.0.0.1
+	srv := httptest.NewServer(openapitest.New(t, openapitest.Options{}).Handler(mux)) // listens on 127.0.0.1
 	t.Cleanup(srv.Close)
 	r.url = srv.URL
 	return r
@@ -254,7 +255,7 @@ func TestRateLimitAndPurge(t *testing.T) {
 		}
 		mux := http.NewServeMux()
 		clientauth.NewHandler(svc, ratelimit.New(time.Minute, 2, fc)).Routes(mux)
-		srv := httptest.NewServer(mux)
+		srv := httptest.NewServer(openapitest.New(t, openapitest.Options{}).Handler(mux))
 		t.Cleanup(srv.Close)
 		r := &rig{url: srv.URL, clock: fc}
 		body := `{"email":"ann@example.com","password":"correct horse battery"}`

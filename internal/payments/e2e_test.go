@@ -24,6 +24,7 @@ import (
 	"github.com/opencashier/cashier/internal/clock"
 	"github.com/opencashier/cashier/internal/jobs"
 	"github.com/opencashier/cashier/internal/money"
+	"github.com/opencashier/cashier/internal/openapi/openapitest"
 	"github.com/opencashier/cashier/internal/payments"
 	"github.com/opencashier/cashier/internal/psp"
 	"github.com/opencashier/cashier/internal/psp/sandbox"
@@ -124,7 +125,7 @@ func newWorld(t *testing.T, db *sqlstore.DB, opts ...func(*sandbox.Options)) *wo
 	}
 
 	w.sandbox.Routes(mux.Handle)
-	intake := w.svc.WebhookHandler()
+	intake := openapitest.New(t, openapitest.Options{}).Handler(w.svc.WebhookHandler())
 	mux.Handle(payments.WebhookPattern, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.mu.Lock()
 		fail := w.failIntake > 0

@@ -27,6 +27,7 @@ import (
 	"github.com/opencashier/cashier/internal/ledger"
 	"github.com/opencashier/cashier/internal/mail"
 	"github.com/opencashier/cashier/internal/money"
+	"github.com/opencashier/cashier/internal/openapi/openapitest"
 	"github.com/opencashier/cashier/internal/payments"
 	"github.com/opencashier/cashier/internal/platform/ctrader"
 	"github.com/opencashier/cashier/internal/platform/ctradersim"
@@ -85,7 +86,7 @@ func newSystem(t *testing.T) *system {
 	// The server of cashier serve: request ids, access log, metrics, panic
 	// recovery, /healthz, /readyz and /metrics; the parts mount on it.
 	app := server.New(server.Options{Logger: logger})
-	srv := httptest.NewServer(app.Handler())
+	srv := httptest.NewServer(openapitest.New(t, openapitest.Options{Ignore: []string{sandbox.Prefix + "/"}}).Handler(app.Handler()))
 	t.Cleanup(srv.Close)
 	s.url = srv.URL
 

@@ -20,6 +20,7 @@ import (
 	"github.com/opencashier/cashier/internal/idempotency"
 	"github.com/opencashier/cashier/internal/identity"
 	"github.com/opencashier/cashier/internal/money"
+	"github.com/opencashier/cashier/internal/openapi/openapitest"
 	"github.com/opencashier/cashier/internal/sqlstore"
 )
 
@@ -107,7 +108,7 @@ func newRig(t testing.TB, db *sqlstore.DB) *rig {
 	mux := http.NewServeMux()
 	h.Routes(mux)
 	clientauth.NewHandler(auth, nil).Routes(mux)
-	srv := httptest.NewServer(mux) // 127.0.0.1
+	srv := httptest.NewServer(openapitest.New(t, openapitest.Options{}).Handler(mux)) // 127.0.0.1
 	t.Cleanup(srv.Close)
 	r.url = srv.URL
 

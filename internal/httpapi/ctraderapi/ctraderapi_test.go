@@ -21,6 +21,7 @@ import (
 	"github.com/opencashier/cashier/internal/httpapi/ctraderapi"
 	"github.com/opencashier/cashier/internal/identity"
 	"github.com/opencashier/cashier/internal/identity/identitytest"
+	"github.com/opencashier/cashier/internal/openapi/openapitest"
 	"github.com/opencashier/cashier/internal/sqlstore"
 	"github.com/opencashier/cashier/internal/testutil/dbtest"
 )
@@ -47,7 +48,7 @@ func newEnv(t *testing.T, db *sqlstore.DB, opt ctraderapi.Options) *env {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(api.Prefix(), api)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(openapitest.New(t, openapitest.Options{BasePath: opt.BasePath}).Handler(mux))
 	t.Cleanup(srv.Close)
 	return &env{t: t, url: srv.URL + opt.BasePath, svc: svc, clk: clk}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/opencashier/cashier/internal/identity"
 	"github.com/opencashier/cashier/internal/identity/identitytest"
 	"github.com/opencashier/cashier/internal/money"
+	"github.com/opencashier/cashier/internal/openapi/openapitest"
 	"github.com/opencashier/cashier/internal/sqlstore"
 	"github.com/opencashier/cashier/internal/testutil/dbtest"
 )
@@ -42,7 +43,7 @@ func TestValidateToken(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := httptest.NewServer(h)
+		srv := httptest.NewServer(openapitest.New(t, openapitest.Options{}).Handler(h))
 		defer srv.Close()
 		post := func(body string) (int, string) {
 			res, err := http.Post(srv.URL+"/api/validate-token", "application/json", strings.NewReader(body))

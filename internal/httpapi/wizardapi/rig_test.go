@@ -22,6 +22,7 @@ import (
 	"github.com/opencashier/cashier/internal/ledger"
 	"github.com/opencashier/cashier/internal/mail"
 	"github.com/opencashier/cashier/internal/money"
+	"github.com/opencashier/cashier/internal/openapi/openapitest"
 	"github.com/opencashier/cashier/internal/payments"
 	"github.com/opencashier/cashier/internal/platform/ctrader"
 	"github.com/opencashier/cashier/internal/platform/ctradersim"
@@ -110,7 +111,7 @@ func newRig(t *testing.T, db *sqlstore.DB, require2FA bool) *rig {
 	}
 
 	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(openapitest.New(t, openapitest.Options{Ignore: []string{sandbox.Prefix + "/"}}).Handler(mux))
 	t.Cleanup(srv.Close)
 	r.base = srv.URL
 	sb, err := sandbox.NewServer(db, sandbox.Options{BaseURL: srv.URL + sandbox.Prefix, APIKey: "sk_test", WebhookURL: srv.URL + "/psp/sandbox/webhook",

@@ -17,6 +17,7 @@ import (
 	"github.com/opencashier/cashier/internal/identity"
 	"github.com/opencashier/cashier/internal/identity/identitytest"
 	"github.com/opencashier/cashier/internal/money"
+	"github.com/opencashier/cashier/internal/openapi/openapitest"
 	"github.com/opencashier/cashier/internal/payments"
 	"github.com/opencashier/cashier/internal/sqlstore"
 	"github.com/opencashier/cashier/internal/testutil/dbtest"
@@ -57,7 +58,7 @@ func newSite(t *testing.T, mod ...func(*cashierpages.Options)) *site {
 	db := dbtest.Open(t, sqlstore.SQLite, identity.Schema)
 	svc, clk, _ := identitytest.NewService(t, db, identity.Config{DefaultLanguage: "en"})
 	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(openapitest.New(t, openapitest.Options{}).Handler(mux))
 	t.Cleanup(srv.Close)
 	s := &site{t: t, url: srv.URL, svc: svc, clk: clk, fund: newFakeFunding(srv.URL + "/hosted"), success: "https://app.example/callback/success",
 		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
