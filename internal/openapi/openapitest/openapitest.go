@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -110,7 +111,33 @@ func New(t testing.TB, opt Options) *Validator {
 	if err != nil {
 		t.Fatalf("openapitest: router: %v", err)
 	}
-	return &Validator{t: t, opt: opt, doc: doc, router: router, checked: map[string]int{}}
+	v := &Validator{t: t, opt: opt, doc: doc, router: router, checked: map[string]int{}}
+	if path := os.Getenv(CoverageEnv); path != "" {
+		t.Cleanup(func() { v.appendCoverage(path) })
+	}
+	return v
+}
+
+// CoverageEnv names the environment variable that, when set to a file
+// path, makes every Validator append the operation ids it checked to that
+// file (one a line) when its test ends: run the API tests with it to see
+// which operations of the document no test exercises.
+const CoverageEnv = "OPENAPITEST_COVERAGE"
+
+func (v *Validator) appendCoverage(path string) {
+	ids := v.Checked()
+	if len(ids) == 0 {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600) // #nosec G304 -- a path the developer chose for the report
+	if err != nil {
+		v.t.Errorf("openapitest: coverage file: %v", err)
+		return
+	}
+	defer f.Close()
+	if _, err := f.WriteString(strings.Join(ids, "\n") + "\n"); err != nil {
+		v.t.Errorf("openapitest: coverage file: %v", err)
+	}
 }
 
 // ErrNoRoute is returned by ValidateRequest and ValidateResponse for a

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/opencashier/cashier/internal/openapi"
 	"github.com/opencashier/cashier/internal/openapi/openapitest"
 )
 
@@ -144,5 +145,19 @@ func TestBasePathAndIgnore(t *testing.T) {
 	}
 	if ids := v.Checked(); len(ids) != 1 || ids[0] != "crmApiToken" {
 		t.Errorf("Checked() = %q, want [crmApiToken]", ids)
+	}
+}
+
+func TestTheDocumentEndpointConforms(t *testing.T) {
+	v := openapitest.New(t, openapitest.Options{})
+	srv := httptest.NewServer(v.Handler(openapi.Handler()))
+	t.Cleanup(srv.Close)
+	res, err := http.Get(srv.URL + openapi.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if got := v.Checked(); len(got) != 1 || got[0] != "openapiDocument" {
+		t.Errorf("Checked() = %q, want [openapiDocument]", got)
 	}
 }
