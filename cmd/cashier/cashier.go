@@ -103,6 +103,7 @@ func commands() []command {
 		{"push", "list, show or resolve balance pushes (resolve settles one in doubt)", (*Main).push},
 		{"fx", "list, set or unset exchange rates set by operators", (*Main).fx},
 		{"withdrawals", "list withdrawals awaiting approval; approve or reject one", (*Main).withdrawals},
+		{"transfers", "seed 003 cash transfers: a bank's micro-deposit amounts; settle a transfer", (*Main).transfers},
 		{"tasks", "list what operators have to look at", (*Main).tasks},
 		{"sim", "run the cTrader simulator ('cashier sim -h' lists its flags)", (*Main).sim},
 		{"version", "print the version and build information", (*Main).version},

@@ -78,7 +78,8 @@ func buildClientAPI(w wiring, a *app, ids *identity.Service, mailer mail.Mailer,
 		return err
 	}
 	bank, err := banking.New(banking.Options{DB: w.db, Clock: w.clock, Accounts: ids,
-		Balances: banking.FundingBalances{Funding: a.funding}, Rail: banking.PayoutRail{Provider: a.provider}, Logger: w.log})
+		Balances: banking.FundingBalances{Funding: a.funding}, Rail: banking.PayoutRail{Provider: a.provider}, Funds: a.funding,
+		Logger: w.log})
 	if err != nil {
 		return err
 	}

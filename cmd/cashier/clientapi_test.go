@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,9 +11,6 @@ import (
 	"testing"
 
 	"github.com/opencashier/cashier/internal/banking"
-	"github.com/opencashier/cashier/internal/identity"
-	"github.com/opencashier/cashier/internal/money"
-	"github.com/opencashier/cashier/internal/sqlstore"
 )
 
 // apiCall sends a JSON request with a bearer token (and an
@@ -182,9 +178,14 @@ func TestDemoClientAPIEndToEnd(t *testing.T) {
 	if bank.Status != string(banking.BankPendingVerification) {
 		t.Fatalf("the new bank is %s, want PENDING_VERIFICATION (micro-deposits sent)", bank.Status)
 	}
-	amounts := microDepositAmounts(t, "sqlite:"+filepath.Join(d.dir, "cashier.db"), bank.BankID)
+	dbURL := "sqlite:" + filepath.Join(d.dir, "cashier.db")
+	out, _, err := run(t, nil, "transfers", "micro-deposits", bank.BankID, "-database-url", dbURL)
+	amounts := strings.Fields(out)
+	if err != nil || len(amounts) != 2 {
+		t.Fatalf("transfers micro-deposits = %q, %v; want the two amounts", out, err)
+	}
 	resp, body = apiCall(t, http.MethodPost, base+"/banks/"+bank.BankID+"/verify", token, "verify-1",
-		map[string]any{"amounts": []json.Number{json.Number(amounts[0].Decimal()), json.Number(amounts[1].Decimal())}})
+		map[string]any{"amounts": []json.Number{json.Number(amounts[0]), json.Number(amounts[1])}})
 	if resp.StatusCode != 200 {
 		t.Fatalf("verify = %d %s", resp.StatusCode, body)
 	}
@@ -218,6 +219,28 @@ func TestDemoClientAPIEndToEnd(t *testing.T) {
 		t.Errorf("transactions = %s, want the one deposit of 50.00 (the replay made none)", body)
 	}
 
+	// The bank rail's outcome, as support staff record it: the deposit is
+	// credited once, the books balance.
+	order := page.Results[0].OrderID
+	out, _, err = run(t, nil, "transfers", "settle", order, "success", "-database-url", dbURL)
+	if err != nil || !strings.Contains(out, "is SUCCESS") {
+		t.Fatalf("transfers settle = %q, %v", out, err)
+	}
+	if _, _, err := run(t, nil, "transfers", "settle", order, "success", "-database-url", dbURL); err == nil {
+		t.Error("settling the transfer again succeeded, want a conflict")
+	}
+	eventually(t, "the DEPOSIT on the simulator", func() bool { return len(simHistory(t, d, acc.Login)) == 2 })
+	if h := simHistory(t, d, acc.Login); len(h) != 2 || h[1].Type != "DEPOSIT" || h[1].Delta != 5000 || h[1].Balance != 95000 {
+		t.Errorf("simulator history = %+v, want the WITHDRAW of 100.00 then one DEPOSIT of 50.00 leaving 950.00", h)
+	}
+	resp, body = apiCall(t, http.MethodGet, base+"/transactions/"+order, token, "", nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"status":"SUCCESS"`) {
+		t.Errorf("the settled transfer = %d %s, want SUCCESS", resp.StatusCode, body)
+	}
+	if out, _, err := run(t, nil, "ledger", "verify", "-database-url", dbURL); err != nil {
+		t.Errorf("ledger verify = %v\n%s", err, out)
+	}
+
 	// Another user sees none of it.
 	bob := d.man.Users[1]
 	_, body = apiCall(t, http.MethodPost, base+"/api/v2/auth/login", "", "", map[string]string{"email": bob.Email, "password": bob.Password})
@@ -233,37 +256,3 @@ func TestDemoClientAPIEndToEnd(t *testing.T) {
 		t.Errorf("demo returned %v", err)
 	}
 }
-
-// microDepositAmounts reads a bank's micro-deposit amounts as support staff
-// do (banking.Service.MicroDepositAmounts) from the demo's database.
-func microDepositAmounts(t *testing.T, dbURL, bankID string) [2]money.Amount {
-	t.Helper()
-	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	svc, err := banking.New(banking.Options{DB: db, Accounts: noAccounts{}, Balances: noBalances{}, Rail: noRail{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := svc.MicroDepositAmounts(ctx, bankID)
-	if err != nil {
-		t.Fatalf("MicroDepositAmounts: %v", err)
-	}
-	return a
-}
-
-// The staff look-up needs none of banking's other dependencies.
-type (
-	noAccounts struct{}
-	noBalances struct{}
-	noRail     struct{}
-)
-
-func (noAccounts) Accounts(context.Context, string) ([]identity.Account, error) { return nil, nil }
-func (noBalances) Withdrawable(context.Context, string, int64, money.Currency) (money.Amount, error) {
-	return money.Amount{}, nil
-}
-func (noRail) SendMicroDeposit(context.Context, banking.MicroDeposit) error { return nil }

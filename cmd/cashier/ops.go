@@ -43,6 +43,8 @@ const opsUsage = `Operator commands (each takes -database-url URL, or CASHIER_DA
   cashier withdrawals list
   cashier withdrawals approve ID -by NAME
   cashier withdrawals reject ID -by NAME -reason TEXT
+  cashier transfers micro-deposits BANK_ID
+  cashier transfers settle ORDER_ID success|failed [-reason TEXT]
   cashier tasks
 `
 

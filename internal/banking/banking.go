@@ -16,9 +16,11 @@
 //
 // Money: this package records the client's instructions and enforces the
 // seed's rules (minimum deposit, verified bank, available funds net of the
-// withdrawals already instructed, trading accounts only). It does not book
-// the ledger or push balances itself: whoever settles a transfer (Settle)
-// is responsible for that. See docs/client-api.md.
+// withdrawals already instructed, trading accounts only). With
+// Options.Funds, a DEPOSIT that settles SUCCESS is credited to the trading
+// account through funding (ledger and DEPOSIT push) in the settlement's own
+// transaction, once; a FAILED one books nothing. Withdrawals are not debited
+// yet, so Settle refuses SUCCESS for them. See docs/client-api.md.
 package banking
 
 import (
@@ -165,6 +167,14 @@ func (p PayoutRail) SendMicroDeposit(ctx context.Context, m MicroDeposit) error 
 	return nil
 }
 
+// Funds moves the money of settled transfers; *funding.Service implements
+// it. BankDepositTx credits a trading account inside the settlement's
+// transaction, idempotently on the transfer's order id (see
+// funding.Service.BankDeposit).
+type Funds interface {
+	BankDepositTx(ctx context.Context, tx *sqlstore.Tx, c funding.BankCredit) (string, error)
+}
+
 // Options configures a Service. DB, Accounts, Balances and Rail are
 // required.
 type Options struct {
@@ -172,8 +182,13 @@ type Options struct {
 	Accounts Accounts
 	Balances Balances
 	Rail     Rail
-	Clock    clock.Clock  // default clock.System
-	Logger   *slog.Logger // default slog.Default()
+	// Funds, when set, credits the trading account when a DEPOSIT settles
+	// SUCCESS (in the same transaction) and makes Settle refuse SUCCESS
+	// for a WITHDRAWAL, which it cannot debit yet. Without it Settle only
+	// records outcomes (the HTTP layer's tests).
+	Funds  Funds
+	Clock  clock.Clock  // default clock.System
+	Logger *slog.Logger // default slog.Default()
 	// VerifyAttempts is how many wrong confirmations reject a bank
 	// (default 3).
 	VerifyAttempts int
@@ -191,6 +206,7 @@ type Service struct {
 	accounts Accounts
 	balances Balances
 	rail     Rail
+	funds    Funds
 	clock    clock.Clock
 	log      *slog.Logger
 	attempts int
@@ -223,7 +239,7 @@ func New(o Options) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Service{db: o.DB, accounts: o.Accounts, balances: o.Balances, rail: o.Rail, clock: o.Clock,
+	return &Service{db: o.DB, accounts: o.Accounts, balances: o.Balances, rail: o.Rail, funds: o.Funds, clock: o.Clock,
 		log: o.Logger.With("component", "banking"), attempts: o.VerifyAttempts, currency: cur}, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/opencashier/cashier/internal/errs"
+	"github.com/opencashier/cashier/internal/funding"
 	"github.com/opencashier/cashier/internal/identity"
 	"github.com/opencashier/cashier/internal/money"
 	"github.com/opencashier/cashier/internal/sqlstore"
@@ -208,9 +209,13 @@ func pow10(n int) int64 {
 }
 
 // Settle records the bank rail's outcome of a PENDING transfer: SUCCESS,
-// or FAILED with a reason. Whoever calls it books the money (see the
-// package documentation). It returns errs.NotFound for an unknown order and
-// errs.Conflict for a transfer that is not PENDING.
+// or FAILED with a reason. With Options.Funds, a DEPOSIT settled SUCCESS is
+// credited to its trading account in the same transaction (funding's
+// BankDepositTx, idempotent on the order id), and a FAILED one books
+// nothing. It returns errs.NotFound for an unknown order, errs.Conflict for
+// a transfer that is not PENDING, errs.Unavailable for SUCCESS of a
+// WITHDRAWAL while Funds is set (withdrawals are not debited yet), and the
+// errors of Funds.
 func (s *Service) Settle(ctx context.Context, orderID string, ok bool, reason string) (Transfer, error) {
 	const op = "banking.Settle"
 	to := Success
@@ -218,8 +223,10 @@ func (s *Service) Settle(ctx context.Context, orderID string, ok bool, reason st
 		to = Failed
 	}
 	err := s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
-		var status string
-		err := tx.QueryRow(ctx, `SELECT status FROM banking_transfers WHERE order_id = ?`+tx.ForUpdate(), orderID).Scan(&status)
+		var status, typ, userID, cur string
+		var login, minor int64
+		err := tx.QueryRow(ctx, `SELECT status, transaction_type, user_id, login, amount_minor, currency FROM banking_transfers
+			WHERE order_id = ?`+tx.ForUpdate(), orderID).Scan(&status, &typ, &userID, &login, &minor, &cur)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errs.E(errs.NotFound, op, MsgTransactionNF)
 		}
@@ -228,6 +235,21 @@ func (s *Service) Settle(ctx context.Context, orderID string, ok bool, reason st
 		}
 		if TransferStatus(status) != Pending {
 			return errs.Ef(errs.Conflict, op, "the transfer is %s, not PENDING", status)
+		}
+		if ok && s.funds != nil {
+			switch TransferType(typ) {
+			case Withdrawal:
+				return errs.E(errs.Unavailable, op, "withdrawals by cash transfer are not debited from the trading account yet: settle it FAILED")
+			case Deposit:
+				c, err := money.LookupCurrency(cur)
+				if err != nil {
+					return errs.Wrap(op, err)
+				}
+				if _, err := s.funds.BankDepositTx(ctx, tx, funding.BankCredit{ID: orderID, UserID: userID, Login: login,
+					Amount: money.New(minor, c)}); err != nil {
+					return errs.Wrap(op, err)
+				}
+			}
 		}
 		_, err = tx.Exec(ctx, `UPDATE banking_transfers SET status = ?, failure_reason = ?, updated_at = ? WHERE order_id = ?`,
 			string(to), reason, sqlstore.Micros(s.now()), orderID)
