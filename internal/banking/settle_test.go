@@ -30,7 +30,6 @@ const (
 	annID    = "usr_ann"
 )
 
-
 // directory is the user's trading accounts, for banking and funding.
 type directory map[int64]identity.Account
 
