@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/opencashier/cashier/internal/banking"
+	"github.com/opencashier/cashier/internal/openapi/openapitest"
 )
 
 // apiCall sends a JSON request with a bearer token (and an
@@ -39,7 +40,8 @@ func apiCall(t *testing.T, method, url, token, key string, in any) (*http.Respon
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
-	resp, err := client.Do(req)
+	// Every exchange is checked against the OpenAPI document (internal/openapi).
+	resp, err := (&http.Client{Timeout: client.Timeout, Transport: openapitest.New(t, openapitest.Options{}).Transport(nil)}).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
