@@ -23,6 +23,9 @@ import (
 const (
 	purgeEvery        = time.Hour
 	microDepositEvery = time.Minute
+	// withdrawalSyncEvery is how often cash-transfer withdrawals take the
+	// outcome of their funding withdrawals.
+	withdrawalSyncEvery = 5 * time.Second
 	// tokenKeep is how long expired or revoked client tokens are kept
 	// (for the refresh-token reuse check) before they are purged.
 	tokenKeep = 24 * time.Hour
@@ -77,12 +80,6 @@ func buildClientAPI(w wiring, a *app, ids *identity.Service, mailer mail.Mailer,
 	if err != nil {
 		return err
 	}
-	bank, err := banking.New(banking.Options{DB: w.db, Clock: w.clock, Accounts: ids,
-		Balances: banking.FundingBalances{Funding: a.funding}, Rail: banking.PayoutRail{Provider: a.provider}, Funds: a.funding,
-		Logger: w.log})
-	if err != nil {
-		return err
-	}
 	customers := func(ctx context.Context, userID string) (withdrawwizard.Customer, error) {
 		u, err := ids.UserByID(ctx, userID)
 		if err != nil {
@@ -90,6 +87,15 @@ func buildClientAPI(w wiring, a *app, ids *identity.Service, mailer mail.Mailer,
 		}
 		return withdrawwizard.Customer{Customer: funding.Customer{UserID: u.ID, Email: u.Email, Lang: u.Language,
 			Country: cfg.Screens.DefaultCountry, KYCLevel: cfg.Screens.DefaultKYCLevel}, Name: u.Email}, nil
+	}
+	bank, err := banking.New(banking.Options{DB: w.db, Clock: w.clock, Accounts: ids,
+		Balances: banking.FundingBalances{Funding: a.funding}, Rail: banking.PayoutRail{Provider: a.provider}, Funds: a.funding,
+		Customers: func(ctx context.Context, userID string) (funding.Customer, error) {
+			c, err := customers(ctx, userID)
+			return c.Customer, err
+		}, Logger: w.log})
+	if err != nil {
+		return err
 	}
 	wiz, err := withdrawwizard.New(withdrawwizard.Deps{DB: w.db, Clock: w.clock, Funding: a.funding, Pricer: a.payments,
 		TwoFactor: tf, Customers: customers}, withdrawwizard.Config{Require2FA: cfg.Funding.WizardRequire2FA})
@@ -141,6 +147,10 @@ func buildClientAPI(w wiring, a *app, ids *identity.Service, mailer mail.Mailer,
 		}},
 		periodic{name: "banking.micro_deposits", every: microDepositEvery, run: func(ctx context.Context) (int64, error) {
 			n, err := bank.SendPendingMicroDeposits(ctx)
+			return int64(n), err
+		}},
+		periodic{name: "banking.withdrawals", every: withdrawalSyncEvery, run: func(ctx context.Context) (int64, error) {
+			n, err := bank.SyncWithdrawals(ctx)
 			return int64(n), err
 		}},
 	)

@@ -243,6 +243,24 @@ func TestDemoClientAPIEndToEnd(t *testing.T) {
 		t.Errorf("ledger verify = %v\n%s", err, out)
 	}
 
+	// A withdrawal by cash transfer leaves the trading account and is paid
+	// out by the sandbox's bank rail (the demo approves it automatically).
+	if resp, body := apiCall(t, http.MethodPost, base+"/cash-transfer", token, "withdraw-1",
+		map[string]any{"instructionType": "WITHDRAWAL", "amount": json.Number("60.00"), "bankId": bank.BankID}); resp.StatusCode != 200 {
+		t.Fatalf("cash-transfer WITHDRAWAL = %d %s", resp.StatusCode, body)
+	}
+	eventually(t, "the cash-transfer WITHDRAW on the simulator", func() bool { return len(simHistory(t, d, acc.Login)) == 3 })
+	if h := simHistory(t, d, acc.Login); len(h) != 3 || h[2].Type != "WITHDRAW" || h[2].Delta != -6000 || h[2].Balance != 89000 {
+		t.Errorf("simulator history = %+v, want a third change: WITHDRAW of 60.00 leaving 890.00", h)
+	}
+	eventually(t, "the withdrawal SUCCESS", func() bool {
+		_, body := apiCall(t, http.MethodGet, base+"/transactions?transactionType=WITHDRAWAL&status=SUCCESS", token, "", nil)
+		return strings.Contains(string(body), `"total":1`)
+	})
+	if out, _, err := run(t, nil, "ledger", "verify", "-database-url", dbURL); err != nil {
+		t.Errorf("ledger verify after the withdrawal = %v\n%s", err, out)
+	}
+
 	// Another user sees none of it.
 	bob := d.man.Users[1]
 	_, body = apiCall(t, http.MethodPost, base+"/api/v2/auth/login", "", "", map[string]string{"email": bob.Email, "password": bob.Password})

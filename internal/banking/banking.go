@@ -19,8 +19,10 @@
 // withdrawals already instructed, trading accounts only). With
 // Options.Funds, a DEPOSIT that settles SUCCESS is credited to the trading
 // account through funding (ledger and DEPOSIT push) in the settlement's own
-// transaction, once; a FAILED one books nothing. Withdrawals are not debited
-// yet, so Settle refuses SUCCESS for them. See docs/client-api.md.
+// transaction, once; a FAILED one books nothing. An accepted WITHDRAWAL
+// becomes a funding withdrawal to the linked bank (hold, WITHDRAW push,
+// approval, payout through the bank rail; the money goes back if it fails),
+// and SyncWithdrawals copies its outcome. See docs/client-api.md.
 package banking
 
 import (
@@ -167,13 +169,21 @@ func (p PayoutRail) SendMicroDeposit(ctx context.Context, m MicroDeposit) error 
 	return nil
 }
 
-// Funds moves the money of settled transfers; *funding.Service implements
-// it. BankDepositTx credits a trading account inside the settlement's
+// Funds moves the money of cash transfers; *funding.Service implements it.
+// BankDepositTx credits a trading account inside a deposit's settlement
 // transaction, idempotently on the transfer's order id (see
-// funding.Service.BankDeposit).
+// funding.Service.BankDeposit). RequestWithdrawal and WithdrawalByRequest
+// run and follow a withdrawal's funding withdrawal, requested with the id
+// "bank:" + order id.
 type Funds interface {
 	BankDepositTx(ctx context.Context, tx *sqlstore.Tx, c funding.BankCredit) (string, error)
+	RequestWithdrawal(ctx context.Context, req funding.WithdrawalRequest) (funding.Withdrawal, error)
+	WithdrawalByRequest(ctx context.Context, customerUserID, requestID string) (funding.Withdrawal, error)
 }
+
+// CustomerFunc gives the customer funding checks a withdrawal for
+// (country and KYC level decide the methods).
+type CustomerFunc func(ctx context.Context, userID string) (funding.Customer, error)
 
 // Options configures a Service. DB, Accounts, Balances and Rail are
 // required.
@@ -182,13 +192,17 @@ type Options struct {
 	Accounts Accounts
 	Balances Balances
 	Rail     Rail
-	// Funds, when set, credits the trading account when a DEPOSIT settles
-	// SUCCESS (in the same transaction) and makes Settle refuse SUCCESS
-	// for a WITHDRAWAL, which it cannot debit yet. Without it Settle only
-	// records outcomes (the HTTP layer's tests).
-	Funds  Funds
-	Clock  clock.Clock  // default clock.System
-	Logger *slog.Logger // default slog.Default()
+	// Funds, when set, moves the money: a DEPOSIT settled SUCCESS is
+	// credited (in the settlement's transaction), and an accepted
+	// WITHDRAWAL becomes a funding withdrawal to the bank (hold, WITHDRAW
+	// push, approval, payout) whose outcome SyncWithdrawals copies.
+	// Without it transfers are only recorded (the HTTP layer's tests).
+	Funds Funds
+	// Customers gives the customer of a withdrawal; default a customer
+	// with only the user id.
+	Customers CustomerFunc
+	Clock     clock.Clock  // default clock.System
+	Logger    *slog.Logger // default slog.Default()
 	// VerifyAttempts is how many wrong confirmations reject a bank
 	// (default 3).
 	VerifyAttempts int
@@ -207,6 +221,7 @@ type Service struct {
 	balances Balances
 	rail     Rail
 	funds    Funds
+	custs    CustomerFunc
 	clock    clock.Clock
 	log      *slog.Logger
 	attempts int
@@ -236,10 +251,15 @@ func New(o Options) (*Service, error) {
 	if o.Clock == nil {
 		o.Clock = clock.System{}
 	}
+	if o.Customers == nil {
+		o.Customers = func(_ context.Context, userID string) (funding.Customer, error) {
+			return funding.Customer{UserID: userID}, nil
+		}
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Service{db: o.DB, accounts: o.Accounts, balances: o.Balances, rail: o.Rail, funds: o.Funds, clock: o.Clock,
+	return &Service{db: o.DB, accounts: o.Accounts, balances: o.Balances, rail: o.Rail, funds: o.Funds, custs: o.Customers, clock: o.Clock,
 		log: o.Logger.With("component", "banking"), attempts: o.VerifyAttempts, currency: cur}, nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -72,6 +74,7 @@ type settleRig struct {
 	sim    *ctradersim.Sim
 	runner *jobs.Runner
 	bank   *banking.Service
+	fund   *funding.Service
 	rail   *rail
 }
 
@@ -92,8 +95,16 @@ func newSettleRig(t *testing.T, db *sqlstore.DB) *settleRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The card provider is never called: bank transfers settle without it.
-	client, err := sandbox.NewClient(sandbox.ClientOptions{BaseURL: "http://127.0.0.1:1" + sandbox.Prefix, APIKey: "sk_test", WebhookSecret: "whsec_test", Clock: clk})
+	// The sandbox provider pays withdrawals out by bank transfer.
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux) // 127.0.0.1
+	t.Cleanup(srv.Close)
+	sb, err := sandbox.NewServer(db, sandbox.Options{BaseURL: srv.URL + sandbox.Prefix, APIKey: "sk_test", WebhookURL: srv.URL + "/psp/sandbox/webhook",
+		WebhookSecret: "whsec_test", Clock: clk, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := sandbox.NewClient(sandbox.ClientOptions{BaseURL: srv.URL + sandbox.Prefix, APIKey: "sk_test", WebhookSecret: "whsec_test", Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,18 +117,28 @@ func newSettleRig(t *testing.T, db *sqlstore.DB) *settleRig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sb.Routes(mux.Handle)
+	pay.Routes(mux.Handle)
 	pu := push.New(db, conn, push.Options{Clock: clk, SendTimeout: 5 * time.Second, Logger: logger})
 	dir := directory{annLogin: {Login: annLogin, Currency: "USD", Kind: identity.KindTrading, UserID: annID}}
 	fund, err := funding.New(funding.Deps{DB: db, Clock: clk, Ledger: ledger.New(db, clk), Push: pu, Payments: pay, Platform: conn,
-		Accounts: dir, Observer: obs, Logger: logger}, funding.Config{})
+		Accounts: dir, Observer: obs, Logger: logger}, funding.Config{AutoApproveWithdrawalsUpTo: map[string]money.Amount{"USD": money.New(10000, money.MustCurrency("USD"))}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &settleRig{t: t, db: db, sim: simSrv.Sim(), rail: &rail{sent: map[string]money.Amount{}}}
+	r := &settleRig{t: t, db: db, sim: simSrv.Sim(), fund: fund, rail: &rail{sent: map[string]money.Amount{}}}
 	r.runner = jobs.NewRunner(db, jobs.Options{Clock: clk, Workers: 1, HeartbeatInterval: -1, Logger: logger})
 	pu.Register(r.runner)
 	fund.RegisterJobs(r.runner)
-	r.bank, err = banking.New(banking.Options{DB: db, Accounts: dir, Balances: plenty{}, Rail: r.rail, Funds: fund, Clock: clk, Logger: logger})
+	for _, hs := range []map[string]jobs.Handler{pay.JobHandlers(), sb.JobHandlers()} {
+		for kind, h := range hs {
+			r.runner.Handle(kind, h)
+		}
+	}
+	r.bank, err = banking.New(banking.Options{DB: db, Accounts: dir, Balances: plenty{}, Rail: r.rail, Funds: fund, Clock: clk, Logger: logger,
+		Customers: func(_ context.Context, userID string) (funding.Customer, error) {
+			return funding.Customer{UserID: userID, Country: "DE", KYCLevel: 2, Lang: "en", Email: "ann@example.com"}, nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,13 +178,15 @@ func (r *settleRig) simBalance() string {
 	return tr.Balance.Decimal()
 }
 
-// TestSettleMovesDepositsOnce settles cash transfers through funding on
-// both databases against the simulator: a DEPOSIT settled SUCCESS reaches
-// the trading account once (a second settlement is refused), a FAILED one
-// books nothing, a WITHDRAWAL cannot be settled SUCCESS (it cannot be
-// debited yet), and the simulator's balance equals the opening balance plus
-// what the ledger moved, with the ledger's invariants intact.
-func TestSettleMovesDepositsOnce(t *testing.T) {
+// TestCashTransfersMoveMoneyOnce runs cash transfers through funding on
+// both databases against the simulator and the sandbox's bank rail: a
+// DEPOSIT settled SUCCESS reaches the trading account once (a second
+// settlement is refused), a FAILED one books nothing; a WITHDRAWAL is held,
+// debited on the platform and paid out, and SyncWithdrawals makes it
+// SUCCESS (it cannot be settled by hand); one funding refuses fails at once.
+// The simulator's balance equals the opening balance plus what the ledger
+// moved, with the ledger's invariants intact.
+func TestCashTransfersMoveMoneyOnce(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
 		r := newSettleRig(t, db)
 		ctx := context.Background()
@@ -187,17 +210,53 @@ func TestSettleMovesDepositsOnce(t *testing.T) {
 		if got, err := r.bank.Settle(ctx, failed.OrderID, false, "returned by the bank"); err != nil || got.Status != banking.Failed {
 			t.Fatalf("fail a deposit: %s, %v", got.Status, err)
 		}
-		wd := r.transfer(banking.Withdrawal, "20.00", b.ID)
-		if _, err := r.bank.Settle(ctx, wd.OrderID, true, ""); !errs.Is(err, errs.Unavailable) {
-			t.Errorf("settling a withdrawal SUCCESS: %v, want it refused", err)
+		// A withdrawal is a funding withdrawal to the bank: held, debited
+		// on the platform, paid out by the bank rail; its status follows.
+		wd := r.transfer(banking.Withdrawal, "60.00", b.ID)
+		for _, ok := range []bool{true, false} {
+			if _, err := r.bank.Settle(ctx, wd.OrderID, ok, ""); !errs.Is(err, errs.Conflict) {
+				t.Errorf("settling a withdrawal by hand (%v): %v, want a conflict", ok, err)
+			}
 		}
-		if got, err := r.bank.Transaction(ctx, annID, wd.OrderID); err != nil || got.Status != banking.Pending {
-			t.Errorf("the refused withdrawal is %s (%v), want still PENDING", got.Status, err)
+		if _, err := r.bank.CashTransfer(ctx, banking.TransferRequest{UserID: annID, Type: banking.Withdrawal, Amount: "5000.00",
+			BankID: b.ID}); !errs.Is(err, errs.Insufficient) || errs.MessageOf(err) != banking.MsgInsufficient {
+			t.Errorf("a withdrawal of more than the account holds: %v, want %q", err, banking.MsgInsufficient)
 		}
 		r.run()
+		if n, err := r.bank.SyncWithdrawals(ctx); err != nil || n != 1 {
+			t.Errorf("SyncWithdrawals = %d, %v; want the one paid withdrawal finished", n, err)
+		}
+		if got, err := r.bank.Transaction(ctx, annID, wd.OrderID); err != nil || got.Status != banking.Success {
+			t.Errorf("the paid withdrawal is %s (%v), want SUCCESS", got.Status, err)
+		}
+		page, err := r.bank.Transactions(ctx, annID, banking.Query{Limit: 10, Status: banking.Failed, Type: banking.Withdrawal})
+		if err != nil || page.Total != 1 || page.Results[0].Amount.Decimal() != "5000.00" {
+			t.Errorf("failed withdrawals = %+v, %v; want the refused 5000.00", page.Results, err)
+		}
 
-		if got := r.simBalance(); got != "1050.00" {
-			t.Errorf("platform balance %s, want 1050.00 (one deposit of 50.00)", got)
+		// One an operator rejects gives the money back and FAILS.
+		big := r.transfer(banking.Withdrawal, "150.00", b.ID)
+		r.run()
+		if got := r.simBalance(); got != "840.00" {
+			t.Errorf("platform balance %s while 150.00 awaits approval, want 840.00", got)
+		}
+		w, err := r.fund.WithdrawalByRequest(ctx, annID, "bank:"+big.OrderID)
+		if err != nil || w.Status != funding.WithdrawalAwaitingApproval {
+			t.Fatalf("the large withdrawal: %s, %v; want awaiting approval", w.Status, err)
+		}
+		if _, err := r.fund.RejectWithdrawal(ctx, w.ID, "tester", "not this time"); err != nil {
+			t.Fatal(err)
+		}
+		r.run()
+		if n, err := r.bank.SyncWithdrawals(ctx); err != nil || n != 1 {
+			t.Errorf("SyncWithdrawals after the rejection = %d, %v", n, err)
+		}
+		if got, _ := r.bank.Transaction(ctx, annID, big.OrderID); got.Status != banking.Failed {
+			t.Errorf("the rejected withdrawal is %s, want FAILED", got.Status)
+		}
+
+		if got := r.simBalance(); got != "990.00" {
+			t.Errorf("platform balance %s, want 990.00 (a deposit of 50.00, a withdrawal of 60.00)", got)
 		}
 		rep, err := ledger.Verify(ctx, db)
 		if err != nil {
@@ -211,11 +270,11 @@ func TestSettleMovesDepositsOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if platformAcct.Posted.String() != "50.00 USD" || platformAcct.PendingIn.Sign() != 0 {
-			t.Errorf("the ledger moved %+v onto the trading account, want 50.00 USD posted", platformAcct)
+		if platformAcct.Posted.String() != "-10.00 USD" || platformAcct.PendingIn.Sign() != 0 || platformAcct.PendingOut.Sign() != 0 {
+			t.Errorf("the ledger moved %+v onto the trading account, want -10.00 USD posted", platformAcct)
 		}
 		if got, _ := r.bank.Transaction(ctx, annID, ok.OrderID); got.Status != banking.Success {
 			t.Errorf("the settled deposit is %s, want SUCCESS", got.Status)
 		}
-	}, ledger.Schema, jobs.Schema, push.Schema, payments.Schema, funding.Schema, banking.Schema)
+	}, ledger.Schema, jobs.Schema, push.Schema, payments.Schema, sandbox.Schema, funding.Schema, banking.Schema)
 }

@@ -147,7 +147,126 @@ func (s *Service) CashTransfer(ctx context.Context, req TransferRequest) (Transf
 	if err != nil {
 		return Transfer{}, err
 	}
+	if req.Type == Withdrawal && s.funds != nil {
+		return s.startWithdrawal(ctx, t, bank)
+	}
 	return t, nil
+}
+
+// withdrawalRequestID is the funding request id of a cash-transfer
+// withdrawal.
+func withdrawalRequestID(orderID string) string { return "bank:" + orderID }
+
+// startWithdrawal requests the funding withdrawal of an accepted
+// WITHDRAWAL, idempotently on its order id. A refusal (not enough money,
+// a method or detail funding refuses) fails the transfer and is returned
+// (not enough money with MsgInsufficient); when funding cannot be reached
+// the transfer stays PENDING and SyncWithdrawals asks again.
+func (s *Service) startWithdrawal(ctx context.Context, t Transfer, bank Bank) (Transfer, error) {
+	const op = "banking.CashTransfer"
+	cust, err := s.custs(ctx, t.UserID)
+	if err != nil {
+		s.log.WarnContext(ctx, "cash-transfer withdrawal not requested yet; retried later", "order", t.OrderID, "err", err)
+		return t, nil
+	}
+	details := map[string]string{funding.DetailIBAN: bank.IBAN, funding.DetailHolderName: bank.HolderName}
+	if bank.BIC != "" {
+		details[funding.DetailBIC] = bank.BIC
+	}
+	_, err = s.funds.RequestWithdrawal(ctx, funding.WithdrawalRequest{ID: withdrawalRequestID(t.OrderID), Customer: cust, Login: t.Login,
+		MethodID: "bank-transfer", Amount: t.Amount, Details: details, Confirmed: true})
+	switch code := errs.CodeOf(err); {
+	case err == nil:
+		return t, nil
+	case code == errs.Unavailable || code == errs.Internal:
+		s.log.WarnContext(ctx, "cash-transfer withdrawal not requested yet; retried later", "order", t.OrderID, "err", err)
+		return t, nil
+	default:
+		if ferr := s.finish(ctx, t.OrderID, Failed, errs.MessageOf(err)); ferr != nil {
+			return Transfer{}, errs.Wrap(op, ferr)
+		}
+		if code == errs.Insufficient {
+			return Transfer{}, errs.E(errs.Insufficient, op, MsgInsufficient)
+		}
+		return Transfer{}, errs.Wrap(op, err)
+	}
+}
+
+// finish moves a PENDING transfer to SUCCESS or FAILED; a transfer that
+// is no longer PENDING is left alone.
+func (s *Service) finish(ctx context.Context, orderID string, to TransferStatus, reason string) error {
+	_, err := s.db.Exec(ctx, `UPDATE banking_transfers SET status = ?, failure_reason = ?, updated_at = ? WHERE order_id = ? AND status = ?`,
+		string(to), reason, sqlstore.Micros(s.now()), orderID, string(Pending))
+	return err
+}
+
+// SyncWithdrawals copies the outcome of the funding withdrawals of PENDING
+// cash-transfer withdrawals: completed is SUCCESS; rejected, failed or
+// returned is FAILED (funding gives the money back). A withdrawal funding
+// does not know yet is requested again. Run it from a periodic job; it
+// returns how many transfers it finished, and a database error if the
+// transfers cannot be read. Without Options.Funds it does nothing.
+func (s *Service) SyncWithdrawals(ctx context.Context) (int, error) {
+	const op = "banking.SyncWithdrawals"
+	if s.funds == nil {
+		return 0, nil
+	}
+	pending, err := s.pendingWithdrawals(ctx)
+	if err != nil {
+		return 0, errs.Wrap(op, err)
+	}
+	n := 0
+	for _, t := range pending {
+		w, err := s.funds.WithdrawalByRequest(ctx, t.UserID, withdrawalRequestID(t.OrderID))
+		if errs.Is(err, errs.NotFound) {
+			if bank, berr := s.bankAny(ctx, t.BankID); berr == nil {
+				_, _ = s.startWithdrawal(ctx, t, bank)
+			}
+			continue
+		}
+		if err != nil {
+			s.log.WarnContext(ctx, "cash-transfer withdrawal not read", "order", t.OrderID, "err", err)
+			continue
+		}
+		to, reason := Pending, ""
+		switch w.Status {
+		case funding.WithdrawalCompleted:
+			to = Success
+		case funding.WithdrawalRejected, funding.WithdrawalFailed, funding.WithdrawalReturned:
+			to, reason = Failed, "withdrawal "+string(w.Status)
+		}
+		if to == Pending {
+			continue
+		}
+		if err := s.finish(ctx, t.OrderID, to, reason); err != nil {
+			return n, errs.Wrap(op, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+func (s *Service) pendingWithdrawals(ctx context.Context) ([]Transfer, error) {
+	rows, err := s.db.Query(ctx, transferSelect+` WHERE t.transaction_type = ? AND t.status = ? ORDER BY t.created_at LIMIT 500`,
+		string(Withdrawal), string(Pending))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Transfer
+	for rows.Next() {
+		t, err := scanTransfer(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// bankAny returns a bank whatever its owner or status.
+func (s *Service) bankAny(ctx context.Context, bankID string) (Bank, error) {
+	return scanBank(s.db.QueryRow(ctx, `SELECT `+bankColumns+` FROM banking_banks WHERE id = ?`, bankID))
 }
 
 // checkFunds serialises withdrawals of one login and refuses one that the
@@ -160,10 +279,14 @@ func (s *Service) checkFunds(ctx context.Context, tx *sqlstore.Tx, login int64, 
 			return errs.Wrap(op, err)
 		}
 	}
+	// With Funds, accepted withdrawals are funding withdrawals, which the
+	// withdrawable amount already counts (and funding checks again).
 	var open int64
-	if err := tx.QueryRow(ctx, `SELECT COALESCE(SUM(amount_minor), 0) FROM banking_transfers
-		WHERE login = ? AND transaction_type = ? AND status IN (?, ?)`, login, string(Withdrawal), string(Scheduled), string(Pending)).Scan(&open); err != nil {
-		return errs.Wrap(op, err)
+	if s.funds == nil {
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(SUM(amount_minor), 0) FROM banking_transfers
+			WHERE login = ? AND transaction_type = ? AND status IN (?, ?)`, login, string(Withdrawal), string(Scheduled), string(Pending)).Scan(&open); err != nil {
+			return errs.Wrap(op, err)
+		}
 	}
 	if withdrawable.Minor()-open < amount.Minor() {
 		return errs.E(errs.Insufficient, op, MsgInsufficient)
@@ -213,9 +336,9 @@ func pow10(n int) int64 {
 // credited to its trading account in the same transaction (funding's
 // BankDepositTx, idempotent on the order id), and a FAILED one books
 // nothing. It returns errs.NotFound for an unknown order, errs.Conflict for
-// a transfer that is not PENDING, errs.Unavailable for SUCCESS of a
-// WITHDRAWAL while Funds is set (withdrawals are not debited yet), and the
-// errors of Funds.
+// a transfer that is not PENDING or for a WITHDRAWAL while Funds is set (its
+// status follows its funding withdrawal: SyncWithdrawals), and the errors
+// of Funds.
 func (s *Service) Settle(ctx context.Context, orderID string, ok bool, reason string) (Transfer, error) {
 	const op = "banking.Settle"
 	to := Success
@@ -236,10 +359,13 @@ func (s *Service) Settle(ctx context.Context, orderID string, ok bool, reason st
 		if TransferStatus(status) != Pending {
 			return errs.Ef(errs.Conflict, op, "the transfer is %s, not PENDING", status)
 		}
+		if !ok && s.funds != nil && TransferType(typ) == Withdrawal {
+			return errs.E(errs.Conflict, op, "a cash-transfer withdrawal follows its funding withdrawal (cashier withdrawals approve or reject)")
+		}
 		if ok && s.funds != nil {
 			switch TransferType(typ) {
 			case Withdrawal:
-				return errs.E(errs.Unavailable, op, "withdrawals by cash transfer are not debited from the trading account yet: settle it FAILED")
+				return errs.E(errs.Conflict, op, "a cash-transfer withdrawal follows its funding withdrawal (cashier withdrawals approve or reject)")
 			case Deposit:
 				c, err := money.LookupCurrency(cur)
 				if err != nil {

@@ -125,3 +125,15 @@ func (s *Service) BankDepositTx(ctx context.Context, tx *sqlstore.Tx, c BankCred
 
 // bankRailMethod is the method id of deposits that arrived by a bank rail.
 const bankRailMethod = "bank-rail"
+
+// WithdrawalByRequest returns the customer's withdrawal made with request
+// id requestID (WithdrawalRequest.ID), so a caller that derives the id from
+// its own record (a seed 003 cash transfer) can follow it. It returns
+// errs.NotFound when there is none.
+func (s *Service) WithdrawalByRequest(ctx context.Context, customerUserID, requestID string) (Withdrawal, error) {
+	w, err := loadWithdrawal(ctx, s.db, false, "user_id = ? AND request_id = ?", customerUserID, requestID)
+	if err != nil {
+		return Withdrawal{}, errs.Wrap("funding.WithdrawalByRequest", err)
+	}
+	return s.withdrawalView(ctx, w)
+}
