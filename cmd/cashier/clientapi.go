@@ -119,6 +119,9 @@ func buildClientAPI(w wiring, a *app, ids *identity.Service, mailer mail.Mailer,
 			return id, nil
 		}
 		return auth.Authenticate(r.Context(), clientauth.BearerToken(r))
+	}, TwoFactor: tf, Clock: w.clock, Profiles: func(ctx context.Context, userID string) (wizardapi.Profile, error) {
+		c, err := customers(ctx, userID)
+		return wizardapi.Profile{Email: c.Email, Name: c.Name}, err
 	}})
 	if err != nil {
 		return err
@@ -127,6 +130,15 @@ func buildClientAPI(w wiring, a *app, ids *identity.Service, mailer mail.Mailer,
 	wizard := sec(clientauth.Middleware(auth, idem.Middleware(wizMux)))
 	for _, p := range []string{wizardapi.RouteStart, wizardapi.RouteSubmit, wizardapi.RouteConfirm} {
 		a.mount(p, wizard)
+	}
+
+	// The user's own second factor: behind clientauth, not behind the
+	// Idempotency-Key middleware (a stored answer would keep a TOTP secret).
+	tfMux := http.NewServeMux()
+	wh.TwoFactorRoutes(tfMux)
+	enrolment := sec(clientauth.Middleware(auth, tfMux))
+	for _, p := range wizardapi.TwoFactorRoutes {
+		a.mount(p, enrolment)
 	}
 
 	// Seed 003: clientapi wraps every route in clientauth and idempotency.

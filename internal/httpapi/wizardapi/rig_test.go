@@ -173,11 +173,19 @@ func newRig(t *testing.T, db *sqlstore.DB, require2FA bool) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := wizardapi.New(wizardapi.Options{Wizard: wiz, Authenticate: authenticate})
+	h, err := wizardapi.New(wizardapi.Options{Wizard: wiz, Authenticate: authenticate, TwoFactor: r.tfa, Clock: r.clk,
+		Profiles: func(_ context.Context, userID string) (wizardapi.Profile, error) {
+			c, ok := customers[userID]
+			if !ok {
+				return wizardapi.Profile{}, errs.E(errs.NotFound, "profiles", "no such user")
+			}
+			return wizardapi.Profile{Email: c.Email, Name: c.Name}, nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.Routes(mux)
+	h.TwoFactorRoutes(mux)
 	return r
 }
 

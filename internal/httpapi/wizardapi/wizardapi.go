@@ -4,6 +4,14 @@
 //	POST /api/v2/my/withdrawals          submit (or preview) a withdrawal
 //	POST /api/v2/my/withdrawals/wizard   confirm it with a code
 //
+// and, with Options.TwoFactor, the user's own second factor
+// (TwoFactorRoutes):
+//
+//	GET  /api/v2/my/2fa                  the method and whether one is enrolled
+//	POST /api/v2/my/2fa                  enrol e-mail or SMS codes
+//	POST /api/v2/my/2fa/totp             begin TOTP (secret and QR code)
+//	POST /api/v2/my/2fa/totp/confirm     confirm TOTP with the app's code
+//
 // Successful answers have the seed's shapes; errors are RFC 9457
 // problem+json with the house's machine code (the seed fixes no error body).
 // The caller is found by an Authenticator the server is given, so this
@@ -17,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opencashier/cashier/internal/clock"
 	"github.com/opencashier/cashier/internal/errs"
 	"github.com/opencashier/cashier/internal/funding"
 	"github.com/opencashier/cashier/internal/httpx"
@@ -37,6 +46,20 @@ type Options struct {
 	Authenticate Authenticator
 	// MaxBody limits request bodies; 0 means httpx.DefaultMaxBody.
 	MaxBody int64
+	// TwoFactor and Profiles turn on the second-factor enrolment
+	// endpoints (TwoFactorRoutes); both are needed.
+	TwoFactor *twofactor.Service
+	Profiles  Profiles
+	// Clock tells the time for the enrolment endpoints' code windows;
+	// clock.System{} when nil.
+	Clock clock.Clock
+}
+
+func (o Options) clock() clock.Clock {
+	if o.Clock == nil {
+		return clock.System{}
+	}
+	return o.Clock
 }
 
 // Handler serves the wizard endpoints.
