@@ -164,11 +164,9 @@ func (h *Handler) beginTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var b totpBeginBody
-	if r.ContentLength != 0 {
-		if err := httpx.DecodeJSON(w, r, &b, httpx.DecodeOptions{MaxBytes: h.o.MaxBody}); err != nil {
-			writeError(w, r, err)
-			return
-		}
+	if err := httpx.DecodeJSON(w, r, &b, httpx.DecodeOptions{MaxBytes: h.o.MaxBody, AllowEmpty: true}); err != nil {
+		writeError(w, r, err)
+		return
 	}
 	p, err := h.o.Profiles(r.Context(), userID)
 	if err != nil {
