@@ -323,28 +323,52 @@ func sameRequest(req, stored Transfer) bool {
 	return req.Amount == stored.Amount
 }
 
+// insertColumns are the columns insertTransfers writes, in order.
+const insertColumns = "id, action, debit_account_id, credit_account_id, amount, currency, code, metadata, pending_id, expires_at, status, moves_balance, posted_at"
+
+func transferArgs(t Transfer) []any {
+	var pending any
+	if t.PendingID != "" {
+		pending = t.PendingID
+	}
+	moves := 0
+	if t.Action == Post || t.Action == PostPending {
+		moves = 1
+	}
+	return []any{t.ID, string(t.Action), t.Debit, t.Credit, t.Amount.Minor(), t.Amount.Currency().Code,
+		t.Code, t.Metadata, pending, sqlstore.NullMicros(t.ExpiresAt), string(t.Status), moves, sqlstore.Micros(t.PostedAt)}
+}
+
+// insertTransfers writes the transfers. On SQLite, in process, one prepared
+// single-row statement is cheapest (parsing a statement of hundreds of rows
+// costs more than stepping a prepared one); on PostgreSQL, where each
+// statement is a round trip, multi-row statements of up to 400 rows are.
 func insertTransfers(ctx context.Context, tx *sqlstore.Tx, ts []Transfer) error {
 	const cols = 13
+	if tx.Dialect() == sqlstore.SQLite && len(ts) > 1 {
+		stmt, err := tx.Prepare(ctx, "INSERT INTO ledger_transfers ("+insertColumns+") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, t := range ts {
+			if _, err := stmt.ExecContext(ctx, transferArgs(t)...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for start := 0; start < len(ts); start += 400 {
 		chunk := ts[start:min(start+400, len(ts))]
 		args := make([]any, 0, len(chunk)*cols)
 		q := make([]byte, 0, 64+len(chunk)*32)
-		q = append(q, "INSERT INTO ledger_transfers (id, action, debit_account_id, credit_account_id, amount, currency, code, metadata, pending_id, expires_at, status, moves_balance, posted_at) VALUES "...)
+		q = append(q, "INSERT INTO ledger_transfers ("+insertColumns+") VALUES "...)
 		for i, t := range chunk {
 			if i > 0 {
 				q = append(q, ',')
 			}
 			q = append(q, "(?,?,?,?,?,?,?,?,?,?,?,?,?)"...)
-			var pending any
-			if t.PendingID != "" {
-				pending = t.PendingID
-			}
-			moves := 0
-			if t.Action == Post || t.Action == PostPending {
-				moves = 1
-			}
-			args = append(args, t.ID, string(t.Action), t.Debit, t.Credit, t.Amount.Minor(), t.Amount.Currency().Code,
-				t.Code, t.Metadata, pending, sqlstore.NullMicros(t.ExpiresAt), string(t.Status), moves, sqlstore.Micros(t.PostedAt))
+			args = append(args, transferArgs(t)...)
 		}
 		if _, err := tx.Exec(ctx, string(q), args...); err != nil {
 			return err
@@ -479,9 +503,23 @@ func sortedPair(a, b string) []string {
 	return []string{b, a}
 }
 
-// updateSums writes the cached sums of the accounts, a few hundred per
+// updateSums writes the cached sums of the accounts: on SQLite with one
+// prepared statement per account, elsewhere a few hundred accounts per
 // statement (UPDATE … FROM VALUES works the same on both engines).
 func updateSums(ctx context.Context, tx *sqlstore.Tx, accs []*Account) error {
+	if tx.Dialect() == sqlstore.SQLite && len(accs) > 2 {
+		stmt, err := tx.Prepare(ctx, "UPDATE ledger_accounts SET debits_posted = ?, credits_posted = ?, debits_pending = ?, credits_pending = ? WHERE id = ?")
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, a := range accs {
+			if _, err := stmt.ExecContext(ctx, a.debitsPosted, a.creditsPosted, a.debitsPending, a.creditsPending, a.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for start := 0; start < len(accs); start += 400 {
 		chunk := accs[start:min(start+400, len(accs))]
 		q := make([]byte, 0, 200+len(chunk)*80)

@@ -161,6 +161,12 @@ func (tx *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row 
 	return tx.tx.QueryRowContext(ctx, Rebind(tx.dialect, query), args...)
 }
 
+// Prepare prepares a statement with '?' placeholders for repeated use in
+// the transaction; the caller closes it.
+func (tx *Tx) Prepare(ctx context.Context, query string) (*sql.Stmt, error) {
+	return tx.tx.PrepareContext(ctx, Rebind(tx.dialect, query))
+}
+
 // ForUpdate returns the row-locking clause for SELECTs that are followed by
 // updates: " FOR UPDATE" on PostgreSQL and "" on SQLite, where the
 // transaction already holds the database's write lock (BEGIN IMMEDIATE).
