@@ -17,6 +17,7 @@
 package ledger
 
 import (
+	"context"
 	"embed"
 	"io/fs"
 	"time"
@@ -167,9 +168,20 @@ type Transfer struct {
 
 // Ledger posts transfers and reads balances.
 type Ledger struct {
-	db    *sqlstore.DB
-	clock clock.Clock
+	db       *sqlstore.DB
+	clock    clock.Clock
+	observer Observer
 }
+
+// Observer is told of the transfers a Post or PostTx call has just booked
+// (not of replays of transfers booked before), inside the same transaction:
+// the audit trail records every money movement this way. An error rolls the
+// booking back.
+type Observer func(ctx context.Context, tx *sqlstore.Tx, booked []Transfer) error
+
+// Observe sets the ledger's observer (nil for none). Call it before the
+// ledger is used; it is not safe to call concurrently with Post.
+func (l *Ledger) Observe(o Observer) { l.observer = o }
 
 // New returns a ledger over db. A nil clock means the system clock.
 func New(db *sqlstore.DB, c clock.Clock) *Ledger {

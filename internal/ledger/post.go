@@ -150,6 +150,11 @@ func (l *Ledger) PostTx(ctx context.Context, tx *sqlstore.Tx, transfers ...Trans
 	if err := updateSums(ctx, tx, changed); err != nil {
 		return nil, errs.Wrap(op, err)
 	}
+	if l.observer != nil {
+		if err := l.observer(ctx, tx, transfers); err != nil {
+			return nil, errs.Wrap(op, err)
+		}
+	}
 	return transfers, nil
 }
 
@@ -482,6 +487,11 @@ func (l *Ledger) ExpireDue(ctx context.Context, limit int) (int, error) {
 			}
 			if err := updateSums(ctx, tx, []*Account{accs[h.Debit], accs[h.Credit]}); err != nil {
 				return err
+			}
+			if l.observer != nil {
+				if err := l.observer(ctx, tx, []Transfer{t}); err != nil {
+					return err
+				}
 			}
 			expired = true
 			return nil
