@@ -213,6 +213,9 @@ type Instrument struct {
 	Brand string `json:"brand,omitempty"`
 	Last4 string `json:"last4,omitempty"`
 	Token string `json:"token,omitempty"`
+	// Country is the card's issuing country (ISO 3166-1 alpha-2) when the
+	// provider reports it.
+	Country string `json:"country,omitempty"`
 }
 
 // Payment is a provider's view of one payment.
