@@ -113,7 +113,11 @@ func (s *Service) BankDepositTx(ctx context.Context, tx *sqlstore.Tx, c BankCred
 		cur.Code, d.Credit.Minor(), "", "", "", sqlstore.Micros(now), sqlstore.Micros(now), sqlstore.Micros(now)); err != nil {
 		return "", errs.Wrap(op, err)
 	}
-	if err := addHistory(ctx, tx, d.ID, StatusChange{To: string(DepositCreated), Detail: "bank transfer " + c.ID + " of " + c.Amount.String(), At: now}); err != nil {
+	created := StatusChange{To: string(DepositCreated), Detail: "bank transfer " + c.ID + " of " + c.Amount.String(), At: now}
+	if err := addHistory(ctx, tx, d.ID, created); err != nil {
+		return "", errs.Wrap(op, err)
+	}
+	if err := s.emitDeposit(ctx, tx, d, created); err != nil {
 		return "", errs.Wrap(op, err)
 	}
 	if err := s.depositPaid(ctx, tx, d, payments.Payment{ID: paymentID, Provider: BankRailProvider, MethodID: bankRailMethod,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/opencashier/cashier/internal/errs"
@@ -34,13 +35,14 @@ const (
 	DepositFailed          DepositStatus = "failed"           // final: an error at the provider or in the request
 	DepositProcessing      DepositStatus = "processing"       // shown only: push in doubt or payment under review
 	DepositReversed        DepositStatus = "reversed"         // final: the platform refused the credit; the money waits in suspense for an operator
+	DepositRejected        DepositStatus = "rejected"         // final: an operator rejected a deposit held for review; the money waits in suspense for a refund
 )
 
 // Final reports whether the deposit can no longer change on its own.
 // (An expired deposit whose money arrives after all is still credited.)
 func (s DepositStatus) Final() bool {
 	switch s {
-	case DepositCompleted, DepositDeclined, DepositExpired, DepositFailed, DepositReversed:
+	case DepositCompleted, DepositDeclined, DepositExpired, DepositFailed, DepositReversed, DepositRejected:
 		return true
 	}
 	return false
@@ -92,14 +94,19 @@ type Deposit struct {
 	// reversed deposit.
 	Failure *payments.ErrorBody
 	// Flag is non-empty while an operator must look at the deposit.
-	Flag      string
-	ExpiresAt time.Time
-	CreatedAt time.Time
-	UpdatedAt time.Time
-	FinalAt   time.Time
+	Flag string
+	// HoldRule and HoldNote name the compliance rule that holds the deposit
+	// for review and explain it (empty when not held); a held deposit
+	// stays paid with FlagReviewHold until ReleaseDeposit or RejectDeposit.
+	HoldRule, HoldNote string
+	ExpiresAt          time.Time
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+	FinalAt            time.Time
 
 	requestID, requestHash string
 	lang, returnURL        string
+	email, country         string
 }
 
 // DepositOptions is what the deposit screen offers for one account.
@@ -218,19 +225,29 @@ func (s *Service) StartDeposit(ctx context.Context, req DepositRequest) (Deposit
 		Status: DepositCreated, State: DepositCreated, Amount: price.Gross, Fee: price.Fee, FeePaidBy: price.PaidBy, Net: price.Net,
 		Credit: price.Account, PaymentID: paymentID, ExpiresAt: now.Add(s.cfg.DepositExpiry), CreatedAt: now, UpdatedAt: now,
 		requestID: req.ID, requestHash: hash, lang: req.Lang, returnURL: req.ReturnURL,
+		email: req.Customer.Email, country: strings.ToUpper(req.Customer.Country),
 	}
 	if price.FX != nil {
 		d.FXRate = price.FX.Rate
 	}
 	err = s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
+		v, err := s.screen(ctx, tx, Check{Kind: KindDeposit, Stage: StageRequest, ID: d.ID, Customer: req.Customer, Login: d.Login,
+			MethodID: d.MethodID, MethodKind: string(d.Kind), Amount: d.Amount, AccountAmount: d.Credit})
+		if err != nil {
+			return err
+		}
+		d.HoldRule, d.HoldNote = "", ""
+		if v.Hold {
+			d.HoldRule, d.HoldNote = v.Rule, v.Explanation
+		}
 		res, err := tx.Exec(ctx, `INSERT INTO funding_deposits (id, request_id, request_hash, user_id, login, method_id, method_kind, provider,
 			payment_id, status, currency, gross_minor, fee_minor, fee_paid_by, net_minor, account_currency, credit_minor, fx_rate,
-			lang, return_url, expires_at, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, request_id) DO NOTHING`,
+			lang, return_url, expires_at, created_at, updated_at, email, country, hold_rule, hold_note)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, request_id) DO NOTHING`,
 			d.ID, d.requestID, d.requestHash, d.UserID, d.Login, d.MethodID, string(d.Kind), d.Provider,
 			d.PaymentID, string(d.State), d.Amount.Currency().Code, d.Amount.Minor(), d.Fee.Minor(), string(d.FeePaidBy), d.Net.Minor(),
 			d.Credit.Currency().Code, d.Credit.Minor(), rateText(d.FXRate), d.lang, d.returnURL,
-			sqlstore.Micros(d.ExpiresAt), sqlstore.Micros(now), sqlstore.Micros(now))
+			sqlstore.Micros(d.ExpiresAt), sqlstore.Micros(now), sqlstore.Micros(now), d.email, d.country, d.HoldRule, d.HoldNote)
 		if err != nil {
 			return err
 		}
@@ -242,7 +259,14 @@ func (s *Service) StartDeposit(ctx context.Context, req DepositRequest) (Deposit
 			}
 			return err
 		}
-		if err := addHistory(ctx, tx, d.ID, StatusChange{To: string(DepositCreated), Detail: "deposit of " + d.Amount.String() + " by " + d.MethodID, At: now}); err != nil {
+		created := StatusChange{To: string(DepositCreated), Detail: "deposit of " + d.Amount.String() + " by " + d.MethodID, At: now}
+		if d.HoldRule != "" {
+			created.Reason, created.Detail = "hold:"+d.HoldRule, created.Detail+"; held for review when paid: "+d.HoldNote
+		}
+		if err := addHistory(ctx, tx, d.ID, created); err != nil {
+			return err
+		}
+		if err := s.emitDeposit(ctx, tx, d, created); err != nil {
 			return err
 		}
 		_, err = jobs.Enqueue(ctx, tx, jobs.NewJob{Kind: JobDepositExpiry, Payload: idPayload{ID: d.ID}, DedupKey: d.ID, RunAt: d.ExpiresAt, MaxAttempts: 1000})
@@ -395,6 +419,9 @@ func (s *Service) depositView(ctx context.Context, d Deposit) (Deposit, error) {
 			d.Status = DepositProcessing
 		}
 	}
+	if d.State == DepositPaid && d.Flag == FlagReviewHold {
+		d.Status = DepositProcessing
+	}
 	if d.State == DepositCreated || d.State == DepositAwaitingPayment {
 		if d.Flag == FlagPaymentReview {
 			d.Status = DepositProcessing
@@ -426,14 +453,17 @@ func (s *Service) moveDeposit(ctx context.Context, tx *sqlstore.Tx, d *Deposit, 
 	if err := s.saveDeposit(ctx, tx, *d); err != nil {
 		return err
 	}
-	return addHistory(ctx, tx, d.ID, c)
+	if err := addHistory(ctx, tx, d.ID, c); err != nil {
+		return err
+	}
+	return s.emitDeposit(ctx, tx, *d, c)
 }
 
 func (s *Service) saveDeposit(ctx context.Context, tx *sqlstore.Tx, d Deposit) error {
 	_, err := tx.Exec(ctx, `UPDATE funding_deposits SET status = ?, gross_minor = ?, fee_minor = ?, net_minor = ?, credit_minor = ?,
-		push_id = ?, failure = ?, flag = ?, expires_at = ?, updated_at = ?, final_at = ? WHERE id = ?`,
+		push_id = ?, failure = ?, flag = ?, expires_at = ?, updated_at = ?, final_at = ?, hold_rule = ?, hold_note = ? WHERE id = ?`,
 		string(d.State), d.Amount.Minor(), d.Fee.Minor(), d.Net.Minor(), d.Credit.Minor(), d.PushID, encodeFailure(d.Failure), d.Flag,
-		sqlstore.Micros(d.ExpiresAt), sqlstore.Micros(d.UpdatedAt), sqlstore.NullMicros(d.FinalAt), d.ID)
+		sqlstore.Micros(d.ExpiresAt), sqlstore.Micros(d.UpdatedAt), sqlstore.NullMicros(d.FinalAt), d.HoldRule, d.HoldNote, d.ID)
 	return errs.Wrap("funding.saveDeposit", err)
 }
 
@@ -522,28 +552,64 @@ func (s *Service) depositPaid(ctx context.Context, tx *sqlstore.Tx, d Deposit, p
 			ts = append(ts, ledger.Transfer{ID: d.ID + ":fee", Debit: clearing, Credit: fi[0], Amount: fee, Code: "deposit.fee", Metadata: meta})
 		}
 	}
-	ts = append(ts, ledger.Transfer{ID: d.ID + ":credit:hold", Action: ledger.Hold, Debit: customer, Credit: platformAcct, Amount: credit,
-		Code: "deposit.credit.hold", Metadata: meta})
+	hold := d.HoldRule != ""
+	if d.MethodID != bankRailMethod {
+		v, err := s.screen(ctx, tx, Check{Kind: KindDeposit, Stage: StagePaid, ID: d.ID,
+			Customer: Customer{UserID: d.UserID, Country: d.country, Lang: d.lang, Email: d.email}, Login: d.Login,
+			MethodID: d.MethodID, MethodKind: string(d.Kind), Amount: gross, AccountAmount: credit, CardCountry: p.Instrument.Country})
+		if err != nil {
+			return err
+		}
+		if v.Hold && !hold {
+			hold, d.HoldRule, d.HoldNote = true, v.Rule, v.Explanation
+		}
+	}
+	if !hold {
+		ts = append(ts, creditHold(d, customer, platformAcct, credit))
+	}
 	if _, err := s.ledger.PostTx(ctx, tx, ts...); err != nil {
 		return errs.Wrap(op, err)
 	}
-	pushID := d.ID + ":credit"
-	if _, err := s.push.EnqueueTx(ctx, tx, push.Request{ID: pushID, Owner: OwnerDeposit, OwnerID: d.ID, Change: platform.BalanceChange{
-		Login: d.Login, Type: platform.Deposit, Amount: credit, Comment: "OpenCashier deposit " + d.ID,
-		ExternalNote: "Deposit by " + kindWords(d.Kind), Source: string(d.Kind),
-	}}); err != nil {
-		return errs.Wrap(op, err)
-	}
-	s.afterCommit(tx)
 	reason := ""
 	if d.State == DepositExpired {
 		reason = "late_payment"
 	}
-	d.Amount, d.Fee, d.Net, d.Credit, d.PushID, d.Failure, d.Flag = gross, fee, net, credit, pushID, nil, ""
+	d.Amount, d.Fee, d.Net, d.Credit, d.Failure, d.Flag = gross, fee, net, credit, nil, ""
+	if hold {
+		d.Flag = FlagReviewHold
+		return s.moveDeposit(ctx, tx, &d, DepositPaid, StatusChange{Reason: "hold:" + d.HoldRule,
+			Detail: "received " + gross.String() + "; held for review: " + d.HoldNote})
+	}
 	if err := s.moveDeposit(ctx, tx, &d, DepositPaid, StatusChange{Reason: reason, Detail: "received " + gross.String() + ", crediting " + credit.String()}); err != nil {
 		return err
 	}
-	return s.moveDeposit(ctx, tx, &d, DepositCrediting, StatusChange{Detail: "DEPOSIT push " + pushID + " enqueued"})
+	return s.startCredit(ctx, tx, &d, StatusChange{})
+}
+
+// creditHold is the pending transfer that moves a paid deposit's credit
+// from the customer's account to the platform's (posted when the platform
+// has it).
+func creditHold(d Deposit, customer, platformAcct string, credit money.Amount) ledger.Transfer {
+	return ledger.Transfer{ID: d.ID + ":credit:hold", Action: ledger.Hold, Debit: customer, Credit: platformAcct, Amount: credit,
+		Code: "deposit.credit.hold", Metadata: "deposit " + d.ID}
+}
+
+// startCredit enqueues a paid deposit's DEPOSIT push and moves it to
+// crediting, in tx (the credit hold is booked by then).
+func (s *Service) startCredit(ctx context.Context, tx *sqlstore.Tx, d *Deposit, c StatusChange) error {
+	pushID := d.ID + ":credit"
+	if _, err := s.push.EnqueueTx(ctx, tx, push.Request{ID: pushID, Owner: OwnerDeposit, OwnerID: d.ID, Change: platform.BalanceChange{
+		Login: d.Login, Type: platform.Deposit, Amount: d.Credit, Comment: "OpenCashier deposit " + d.ID,
+		ExternalNote: "Deposit by " + kindWords(d.Kind), Source: string(d.Kind),
+	}}); err != nil {
+		return errs.Wrap("funding.startCredit", err)
+	}
+	s.afterCommit(tx)
+	d.PushID = pushID
+	if c.Detail == "" {
+		c.Detail = "DEPOSIT push " + pushID + " enqueued"
+	}
+	return s.moveDeposit(ctx, tx, d, DepositCrediting, c)
 }
 
 // depositAmounts returns what a succeeded payment books. Normally these are

@@ -104,7 +104,13 @@ type Deps struct {
 	// Notify, if set, is called after a transaction that enqueued jobs
 	// commits (pass the job runner's Notify).
 	Notify func()
-	Logger *slog.Logger // default slog.Default()
+	// Hooks are told of every status change inside its transaction (the
+	// audit trail, notifications, the compliance rules' activity).
+	Hooks []Hook
+	// Screener, if set, applies KYC gating, limits and fraud rules to new
+	// deposits and withdrawals and to deposits whose money arrived.
+	Screener Screener
+	Logger   *slog.Logger // default slog.Default()
 }
 
 // Config holds the funding rules.
@@ -130,6 +136,10 @@ type Config struct {
 	// Platform names the trading platform in ledger account ids (default
 	// "ctrader").
 	Platform string
+	// FourEyesAbove is, per currency code, the amount above which a
+	// withdrawal needs two approvers, the second another person than the
+	// first. A currency that is not listed needs one approver.
+	FourEyesAbove map[string]money.Amount
 }
 
 // Defaults of Config.
@@ -151,6 +161,8 @@ type Service struct {
 	accounts AccountDirectory
 	mailer   mail.Mailer
 	notify   func()
+	hooks    []Hook
+	screener Screener
 	log      *slog.Logger
 	cfg      Config
 }
@@ -172,6 +184,11 @@ func New(d Deps, c Config) (*Service, error) {
 	for code, a := range c.AutoApproveWithdrawalsUpTo {
 		if a.Currency().Code != code || a.IsNegative() {
 			return nil, errs.Ef(errs.Invalid, op, "the auto-approval limit for %s must be a non-negative amount in %s", code, code)
+		}
+	}
+	for code, a := range c.FourEyesAbove {
+		if a.Currency().Code != code || a.IsNegative() {
+			return nil, errs.Ef(errs.Invalid, op, "the four-eyes threshold for %s must be a non-negative amount in %s", code, code)
 		}
 	}
 	for _, id := range c.AutoApproveMethods {
@@ -201,6 +218,7 @@ func New(d Deps, c Config) (*Service, error) {
 	s := &Service{
 		db: d.DB, clock: d.Clock, ledger: d.Ledger, push: d.Push, payments: d.Payments, platform: d.Platform,
 		accounts: d.Accounts, mailer: d.Mailer, notify: d.Notify, log: d.Logger.With("component", "funding"), cfg: c,
+		hooks: slices.Clone(d.Hooks), screener: d.Screener,
 	}
 	d.Push.RegisterOwner(OwnerDeposit, push.OwnerFunc(s.depositPushSettled))
 	d.Push.RegisterOwner(OwnerWithdrawal, push.OwnerFunc(s.withdrawalPushSettled))

@@ -4,7 +4,9 @@ import (
 	"context"
 	"time"
 
+	"github.com/opencashier/cashier/internal/errs"
 	"github.com/opencashier/cashier/internal/money"
+	"github.com/opencashier/cashier/internal/psp"
 	"github.com/opencashier/cashier/internal/sqlstore"
 )
 
@@ -105,4 +107,88 @@ type Verdict struct {
 // taken).
 type Screener interface {
 	Screen(ctx context.Context, tx *sqlstore.Tx, c Check) (Verdict, error)
+}
+
+// Flags and statuses of the back office's review of a held deposit.
+const (
+	// FlagReviewHold: a compliance rule holds a paid deposit; it is not
+	// credited until ReleaseDeposit or RejectDeposit.
+	FlagReviewHold = "review_hold"
+	// FlagRefundDue: an operator rejected a held deposit; its money is in
+	// suspense until it is refunded at the provider (then ClearFlag).
+	FlagRefundDue = "refund_due"
+)
+
+// actorOf names who made a change for Event.Actor: the operator the
+// change names, the customer for a new request, or the system.
+func actorOf(c StatusChange, userID string) string {
+	switch {
+	case c.Actor != "":
+		return c.Actor
+	case c.From == "":
+		return "user:" + userID
+	}
+	return "system"
+}
+
+// emitDeposit tells the hooks of a deposit's status change, in tx.
+func (s *Service) emitDeposit(ctx context.Context, tx *sqlstore.Tx, d Deposit, c StatusChange) error {
+	if len(s.hooks) == 0 {
+		return nil
+	}
+	e := Event{
+		Kind: KindDeposit, ID: d.ID, UserID: d.UserID, Email: d.email, Lang: d.lang, Country: d.country, Login: d.Login,
+		MethodID: d.MethodID, Amount: d.Amount, Credit: d.Credit, From: c.From, To: c.To, Reason: c.Reason,
+		Actor: actorOf(c, d.UserID), Flag: d.Flag, At: c.At,
+	}
+	return s.runHooks(ctx, tx, e)
+}
+
+// emitWithdrawal tells the hooks of a withdrawal's status change, in tx.
+func (s *Service) emitWithdrawal(ctx context.Context, tx *sqlstore.Tx, w Withdrawal, c StatusChange) error {
+	if len(s.hooks) == 0 {
+		return nil
+	}
+	e := Event{
+		Kind: KindWithdrawal, ID: w.ID, UserID: w.UserID, Email: w.customer.Email, Lang: w.customer.Lang, Country: w.customer.Country,
+		Login: w.Login, MethodID: w.MethodID, Amount: w.Amount, Credit: w.Amount, Destination: w.Destination,
+		From: c.From, To: c.To, Reason: c.Reason, Actor: actorOf(c, w.UserID), Flag: w.Flag, At: c.At,
+	}
+	return s.runHooks(ctx, tx, e)
+}
+
+func (s *Service) runHooks(ctx context.Context, tx *sqlstore.Tx, e Event) error {
+	for _, h := range s.hooks {
+		if err := h(ctx, tx, e); err != nil {
+			return errs.Wrap("funding.hook", err)
+		}
+	}
+	return nil
+}
+
+// screen asks the Screener, if any, about c.
+func (s *Service) screen(ctx context.Context, tx *sqlstore.Tx, c Check) (Verdict, error) {
+	if s.screener == nil {
+		return Verdict{}, nil
+	}
+	c.At = s.clock.Now()
+	v, err := s.screener.Screen(ctx, tx, c)
+	if err != nil {
+		return Verdict{}, errs.Wrap("funding.screen", err)
+	}
+	return v, nil
+}
+
+// destinationKey is the stable key of a withdrawal destination the fraud
+// rules compare: the IBAN, the card token or the wallet id.
+func destinationKey(d psp.Destination) string {
+	switch {
+	case d.IBAN != "":
+		return "iban:" + d.IBAN
+	case d.CardToken != "":
+		return "card:" + d.CardToken
+	case d.WalletID != "":
+		return "wallet:" + d.WalletID
+	}
+	return ""
 }

@@ -107,9 +107,11 @@ type rig struct {
 }
 
 type rigOptions struct {
-	cfg     funding.Config
-	sandbox func(*sandbox.Options)
-	sim     func(*ctradersim.Config)
+	cfg      funding.Config
+	hooks    []funding.Hook
+	screener funding.Screener
+	sandbox  func(*sandbox.Options)
+	sim      func(*ctradersim.Config)
 }
 
 func newRig(t *testing.T, db *sqlstore.DB, o rigOptions) *rig {
@@ -189,7 +191,7 @@ func newRig(t *testing.T, db *sqlstore.DB, o rigOptions) *rig {
 		cfg.AutoApproveWithdrawalsUpTo = map[string]money.Amount{"USD": money.New(100000, usd), "EUR": money.New(100000, eur)}
 	}
 	r.svc, err = funding.New(funding.Deps{DB: db, Clock: r.clk, Ledger: r.ledger, Push: r.push, Payments: r.pay, Platform: conn,
-		Accounts: dir, Mailer: r.mailer, Observer: obs, Logger: logger}, cfg)
+		Accounts: dir, Mailer: r.mailer, Observer: obs, Logger: logger, Hooks: o.hooks, Screener: o.screener}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

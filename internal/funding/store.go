@@ -109,7 +109,7 @@ type rowScanner interface{ Scan(dest ...any) error }
 
 const depositColumns = `id, request_id, request_hash, user_id, login, method_id, method_kind, provider, payment_id, status,
 	currency, gross_minor, fee_minor, fee_paid_by, net_minor, account_currency, credit_minor, fx_rate, push_id,
-	failure, flag, lang, return_url, expires_at, created_at, updated_at, final_at`
+	failure, flag, lang, return_url, expires_at, created_at, updated_at, final_at, email, country, hold_rule, hold_note`
 
 func scanDeposit(row rowScanner) (Deposit, error) {
 	var (
@@ -122,7 +122,7 @@ func scanDeposit(row rowScanner) (Deposit, error) {
 	)
 	if err := row.Scan(&d.ID, &d.requestID, &d.requestHash, &d.UserID, &d.Login, &d.MethodID, &kind, &d.Provider, &d.PaymentID, &status,
 		&cur, &gross, &fee, &paidBy, &net, &acur, &credit, &rate, &d.PushID,
-		&failure, &d.Flag, &d.lang, &d.returnURL, &expires, &created, &updated, &final); err != nil {
+		&failure, &d.Flag, &d.lang, &d.returnURL, &expires, &created, &updated, &final, &d.email, &d.country, &d.HoldRule, &d.HoldNote); err != nil {
 		return Deposit{}, err
 	}
 	pc, err := money.LookupCurrency(cur)
@@ -187,7 +187,8 @@ func listDeposits(ctx context.Context, q querier, where string, limit int, args 
 
 const withdrawalColumns = `id, request_id, request_hash, user_id, email, country, kyc_level, lang, login, method_id, method_kind, provider,
 	payment_id, status, currency, amount_minor, fee_minor, fee_paid_by, net_minor, destination, auto_approved, decided_by, reason,
-	debit_push_id, return_push_id, code_hash, code_expires_at, code_attempts, code_sent, failure, flag, created_at, updated_at, final_at`
+	debit_push_id, return_push_id, code_hash, code_expires_at, code_attempts, code_sent, failure, flag, created_at, updated_at, final_at,
+	hold_rule, hold_note, first_approved_by, first_approved_at`
 
 func scanWithdrawal(row rowScanner) (Withdrawal, error) {
 	var (
@@ -196,14 +197,14 @@ func scanWithdrawal(row rowScanner) (Withdrawal, error) {
 		amount, fee, net               int64
 		destination, failure           string
 		auto, codeSent                 int
-		codeExpires, final             sql.NullInt64
+		codeExpires, final, firstAt    sql.NullInt64
 		created, updated               int64
 		requestID, requestHash, region string
 	)
 	if err := row.Scan(&w.ID, &requestID, &requestHash, &w.UserID, &w.customer.Email, &region, &w.customer.KYCLevel, &w.customer.Lang,
 		&w.Login, &w.MethodID, &kind, &w.Provider, &w.PaymentID, &status, &cur, &amount, &fee, &paidBy, &net, &destination,
 		&auto, &w.DecidedBy, &w.Reason, &w.DebitPushID, &w.ReturnPushID, &w.codeHash, &codeExpires, &w.codeAttempts, &codeSent,
-		&failure, &w.Flag, &created, &updated, &final); err != nil {
+		&failure, &w.Flag, &created, &updated, &final, &w.HoldRule, &w.HoldNote, &w.FirstApprovedBy, &firstAt); err != nil {
 		return Withdrawal{}, err
 	}
 	c, err := money.LookupCurrency(cur)
@@ -226,6 +227,7 @@ func scanWithdrawal(row rowScanner) (Withdrawal, error) {
 		return Withdrawal{}, err
 	}
 	w.CreatedAt, w.UpdatedAt, w.FinalAt = sqlstore.FromMicros(created), sqlstore.FromMicros(updated), sqlstore.FromNullMicros(final)
+	w.FirstApprovedAt = sqlstore.FromNullMicros(firstAt)
 	return w, nil
 }
 

@@ -101,27 +101,41 @@ func (s *Service) ClearFlag(ctx context.Context, id, by, note string) error {
 	}
 	return s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
 		table, status := "funding_deposits", ""
-		var flag string
+		var (
+			flag string
+			emit func(StatusChange) error
+		)
 		if strings.HasPrefix(id, "wd_") {
 			w, err := loadWithdrawal(ctx, tx, true, "id = ?", id)
 			if err != nil {
 				return errs.Wrap(op, err)
 			}
 			table, status, flag = "funding_withdrawals", string(w.State), w.Flag
+			w.Flag = ""
+			emit = func(c StatusChange) error { return s.emitWithdrawal(ctx, tx, w, c) }
 		} else {
 			d, err := loadDeposit(ctx, tx, true, "id = ?", id)
 			if err != nil {
 				return errs.Wrap(op, err)
 			}
 			status, flag = string(d.State), d.Flag
+			d.Flag = ""
+			emit = func(c StatusChange) error { return s.emitDeposit(ctx, tx, d, c) }
 		}
-		if flag == "" {
+		switch flag {
+		case "":
 			return errs.E(errs.Conflict, op, "it is not flagged")
+		case FlagReviewHold:
+			return errs.E(errs.Conflict, op, "a deposit held for review is released or rejected, not cleared")
 		}
 		now := s.clock.Now()
 		if _, err := tx.Exec(ctx, "UPDATE "+table+" SET flag = '', updated_at = ? WHERE id = ?", sqlstore.Micros(now), id); err != nil {
 			return errs.Wrap(op, err)
 		}
-		return addHistory(ctx, tx, id, StatusChange{From: status, To: status, Reason: "flag_cleared:" + flag, Actor: by, Detail: note, At: now})
+		c := StatusChange{From: status, To: status, Reason: "flag_cleared:" + flag, Actor: by, Detail: note, At: now}
+		if err := addHistory(ctx, tx, id, c); err != nil {
+			return err
+		}
+		return emit(c)
 	})
 }

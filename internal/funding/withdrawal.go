@@ -76,10 +76,20 @@ type Withdrawal struct {
 	// Failure explains a failed or rejected withdrawal.
 	Failure *payments.ErrorBody
 	// Flag is non-empty while an operator must look at the withdrawal.
-	Flag      string
-	CreatedAt time.Time
-	UpdatedAt time.Time
-	FinalAt   time.Time
+	Flag string
+	// HoldRule and HoldNote name the compliance rule that holds the
+	// withdrawal for an operator's approval and explain it (empty when no
+	// rule held it).
+	HoldRule, HoldNote string
+	// FirstApprovedBy is the first of two approvers of a withdrawal above
+	// Config.FourEyesAbove; NeedsSecondApproval reports that such a
+	// withdrawal waits for its second approver.
+	FirstApprovedBy     string
+	FirstApprovedAt     time.Time
+	NeedsSecondApproval bool
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+	FinalAt             time.Time
 
 	requestID, requestHash string
 	customer               Customer
@@ -457,22 +467,37 @@ func (s *Service) RequestWithdrawal(ctx context.Context, req WithdrawalRequest) 
 		if req.Amount.Minor() > available.Minor() {
 			return insufficient(op, available, req.Amount)
 		}
+		v, err := s.screen(ctx, tx, Check{Kind: KindWithdrawal, Stage: StageRequest, ID: id, Customer: u, Login: req.Login,
+			MethodID: m.ID, MethodKind: string(m.Kind), Amount: req.Amount, AccountAmount: req.Amount, Destination: destinationKey(dest.Destination)})
+		if err != nil {
+			return err
+		}
 		w = Withdrawal{
 			ID: id, UserID: u.UserID, Login: req.Login, MethodID: m.ID, Kind: m.Kind, Provider: m.Provider,
 			State: WithdrawalRequested, Status: WithdrawalRequested, Amount: req.Amount, Fee: price.Fee, FeePaidBy: price.PaidBy, Net: price.Net,
 			Destination: dest.Label, PaymentID: paymentID, CreatedAt: now, UpdatedAt: now,
 			requestID: req.ID, requestHash: hash, customer: u, destination: dest.Destination,
 		}
+		if v.Hold {
+			w.HoldRule, w.HoldNote = v.Rule, v.Explanation
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO funding_withdrawals (id, request_id, request_hash, user_id, email, country, kyc_level, lang,
 			login, method_id, method_kind, provider, payment_id, status, currency, amount_minor, fee_minor, fee_paid_by, net_minor,
-			destination, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			destination, created_at, updated_at, hold_rule, hold_note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			w.ID, w.requestID, w.requestHash, w.UserID, u.Email, u.Country, u.KYCLevel, u.Lang,
 			w.Login, w.MethodID, string(w.Kind), w.Provider, w.PaymentID, string(w.State), cur.Code, w.Amount.Minor(), w.Fee.Minor(),
-			string(w.FeePaidBy), w.Net.Minor(), string(destJSON), sqlstore.Micros(now), sqlstore.Micros(now)); err != nil {
+			string(w.FeePaidBy), w.Net.Minor(), string(destJSON), sqlstore.Micros(now), sqlstore.Micros(now), w.HoldRule, w.HoldNote); err != nil {
 			return err
 		}
-		if err := addHistory(ctx, tx, w.ID, StatusChange{To: string(WithdrawalRequested),
-			Detail: fmt.Sprintf("%s to %s; %s withdrawable, %s reserved by other withdrawals", w.Amount, w.Destination, pa.Withdrawable, money.New(reserved, cur)), At: now}); err != nil {
+		requested := StatusChange{To: string(WithdrawalRequested),
+			Detail: fmt.Sprintf("%s to %s; %s withdrawable, %s reserved by other withdrawals", w.Amount, w.Destination, pa.Withdrawable, money.New(reserved, cur)), At: now}
+		if w.HoldRule != "" {
+			requested.Reason, requested.Detail = "hold:"+w.HoldRule, requested.Detail+"; held for approval: "+w.HoldNote
+		}
+		if err := addHistory(ctx, tx, w.ID, requested); err != nil {
+			return err
+		}
+		if err := s.emitWithdrawal(ctx, tx, w, requested); err != nil {
 			return err
 		}
 		ch := chart{s.cfg.Platform}
@@ -830,6 +855,7 @@ func (s *Service) withdrawalView(ctx context.Context, w Withdrawal) (Withdrawal,
 			w.Status = WithdrawalProcessing
 		}
 	}
+	w.NeedsSecondApproval = w.State == WithdrawalAwaitingApproval && w.FirstApprovedBy != "" && s.needsTwoApprovers(w)
 	w.Code = nil
 	if w.State == WithdrawalAwaiting2FA {
 		w.Code = &CodeStatus{ExpiresAt: w.codeExpiresAt, AttemptsLeft: max(s.cfg.CodeAttempts-w.codeAttempts, 0), Sent: w.codeSent}
@@ -852,12 +878,17 @@ func (s *Service) moveWithdrawal(ctx context.Context, tx *sqlstore.Tx, w *Withdr
 		auto = 1
 	}
 	if _, err := tx.Exec(ctx, `UPDATE funding_withdrawals SET status = ?, fee_minor = ?, net_minor = ?, auto_approved = ?, decided_by = ?, reason = ?,
-		debit_push_id = ?, return_push_id = ?, code_hash = ?, code_expires_at = ?, failure = ?, flag = ?, updated_at = ?, final_at = ? WHERE id = ?`,
+		debit_push_id = ?, return_push_id = ?, code_hash = ?, code_expires_at = ?, failure = ?, flag = ?, updated_at = ?, final_at = ?,
+		hold_rule = ?, hold_note = ?, first_approved_by = ?, first_approved_at = ? WHERE id = ?`,
 		string(w.State), w.Fee.Minor(), w.Net.Minor(), auto, w.DecidedBy, w.Reason, w.DebitPushID, w.ReturnPushID, w.codeHash,
-		sqlstore.NullMicros(w.codeExpiresAt), encodeFailure(w.Failure), w.Flag, sqlstore.Micros(now), sqlstore.NullMicros(w.FinalAt), w.ID); err != nil {
+		sqlstore.NullMicros(w.codeExpiresAt), encodeFailure(w.Failure), w.Flag, sqlstore.Micros(now), sqlstore.NullMicros(w.FinalAt),
+		w.HoldRule, w.HoldNote, w.FirstApprovedBy, sqlstore.NullMicros(w.FirstApprovedAt), w.ID); err != nil {
 		return errs.Wrap("funding.saveWithdrawal", err)
 	}
-	return addHistory(ctx, tx, w.ID, c)
+	if err := addHistory(ctx, tx, w.ID, c); err != nil {
+		return err
+	}
+	return s.emitWithdrawal(ctx, tx, *w, c)
 }
 
 // withdrawalPushSettled moves a withdrawal when its WITHDRAW push or its
@@ -895,6 +926,9 @@ func (s *Service) withdrawalPushSettled(ctx context.Context, tx *sqlstore.Tx, p 
 			Detail: "taken from the trading account, balanceHistoryId " + strconv.FormatInt(p.BalanceHistoryID, 10)}); err != nil {
 			return err
 		}
+		if w.HoldRule != "" {
+			return s.moveWithdrawal(ctx, tx, &w, WithdrawalAwaitingApproval, StatusChange{Reason: "hold:" + w.HoldRule, Detail: w.HoldNote})
+		}
 		if !s.autoApproves(w) {
 			return s.moveWithdrawal(ctx, tx, &w, WithdrawalAwaitingApproval, StatusChange{Detail: "above the auto-approval rules"})
 		}
@@ -930,6 +964,12 @@ func (s *Service) withdrawalPushSettled(ctx context.Context, tx *sqlstore.Tx, p 
 	return nil
 }
 
+// needsTwoApprovers reports whether w is above Config.FourEyesAbove.
+func (s *Service) needsTwoApprovers(w Withdrawal) bool {
+	limit, ok := s.cfg.FourEyesAbove[w.Amount.Currency().Code]
+	return ok && w.Amount.Minor() > limit.Minor()
+}
+
 // autoApproves applies the auto-approval rules of Config.
 func (s *Service) autoApproves(w Withdrawal) bool {
 	limit, ok := s.cfg.AutoApproveWithdrawalsUpTo[w.Amount.Currency().Code]
@@ -949,9 +989,12 @@ func (s *Service) approve(ctx context.Context, tx *sqlstore.Tx, w *Withdrawal, c
 }
 
 // ApproveWithdrawal lets an operator approve a withdrawal that waits for
-// approval; its payout is then sent. It returns errs.Invalid without an
-// operator name, errs.NotFound for an unknown id and errs.Conflict when the
-// withdrawal is not awaiting approval.
+// approval; its payout is then sent. A withdrawal above
+// Config.FourEyesAbove needs two approvals by different operators: the
+// first is recorded (FirstApprovedBy) and the withdrawal keeps waiting. It
+// returns errs.Invalid without an operator name, errs.NotFound for an
+// unknown id, errs.Conflict when the withdrawal is not awaiting approval and
+// errs.Forbidden when the first approver tries to give the second approval.
 func (s *Service) ApproveWithdrawal(ctx context.Context, id, by string) (Withdrawal, error) {
 	const op = "funding.ApproveWithdrawal"
 	if strings.TrimSpace(by) == "" {
@@ -966,8 +1009,22 @@ func (s *Service) ApproveWithdrawal(ctx context.Context, id, by string) (Withdra
 		if w.State != WithdrawalAwaitingApproval {
 			return errs.Ef(errs.Conflict, op, "the withdrawal is %s, not awaiting approval", w.State)
 		}
+		if s.needsTwoApprovers(w) {
+			switch w.FirstApprovedBy {
+			case "":
+				w.FirstApprovedBy, w.FirstApprovedAt = by, s.clock.Now()
+				return s.moveWithdrawal(ctx, tx, &w, w.State, StatusChange{Reason: "first_approval", Actor: by,
+					Detail: "above the four-eyes amount; a second approver must be another person"})
+			case by:
+				return errs.E(errs.Forbidden, op, "you gave the first approval; the second approver must be another person")
+			}
+		}
 		w.DecidedBy = by
-		return s.approve(ctx, tx, &w, StatusChange{Reason: "approved", Actor: by})
+		c := StatusChange{Reason: "approved", Actor: by}
+		if w.FirstApprovedBy != "" {
+			c.Detail = "second approval; first by " + w.FirstApprovedBy
+		}
+		return s.approve(ctx, tx, &w, c)
 	})
 	if err != nil {
 		return Withdrawal{}, errs.Wrap(op, err)

@@ -148,7 +148,7 @@ func (s *screens) fundingError(w http.ResponseWriter, r *http.Request, f *flow, 
 // platform must answer) keeps refreshing, slowly.
 func settledDeposit(st funding.DepositStatus) bool {
 	switch st {
-	case funding.DepositCompleted, funding.DepositDeclined, funding.DepositExpired, funding.DepositFailed, funding.DepositReversed:
+	case funding.DepositCompleted, funding.DepositDeclined, funding.DepositExpired, funding.DepositFailed, funding.DepositReversed, funding.DepositRejected:
 		return true
 	}
 	return false
@@ -230,7 +230,7 @@ func (s *screens) renderDepositStatus(w http.ResponseWriter, r *http.Request, t 
 	case funding.DepositExpired:
 		d.State, d.Headline, d.Text = "failed", tr.Get("cashier.deposit.expired"), tr.Get("cashier.deposit.expired_text")
 		d.Retry = retryable(dep)
-	case funding.DepositReversed:
+	case funding.DepositReversed, funding.DepositRejected:
 		d.State, d.Headline, d.Text = "failed", tr.Get("cashier.deposit.reversed"), tr.Get("cashier.deposit.reversed_text")
 	default: // created, awaiting_payment
 		d.State, d.Headline, d.Text = "waiting", tr.Get("cashier.deposit.waiting"), tr.Get("cashier.deposit.waiting_text")
