@@ -323,3 +323,36 @@ type Provider interface {
 	StartPayout(ctx context.Context, req PayoutRequest) (Payout, error)
 	PayoutStatus(ctx context.Context, id string) (Payout, error)
 }
+
+// ReportLine is one payment or payout in a provider's transaction report.
+type ReportLine struct {
+	// ID is our payment id (the merchant reference).
+	ID string
+	// ProviderRef is the provider's id.
+	ProviderRef string
+	// Kind is PaymentEvent for a payment (a deposit) and PayoutEvent for a
+	// payout (a withdrawal).
+	Kind EventKind
+	// Status is the transaction's status at the provider.
+	Status Status
+	// Amount is what moved: for a payment, what the provider received (the
+	// asked amount until it has received something); for a payout, what it
+	// paid or is to pay.
+	Amount money.Amount
+	// Fee is what the provider charged for the transaction; zero (no
+	// currency) when it reports no fee.
+	Fee money.Amount
+	// At is when the provider last changed the transaction.
+	At time.Time
+}
+
+// Reporter is an optional capability of a Provider: its settlement or
+// transaction report. Report returns every payment and payout the provider
+// last changed in [from, to), oldest first; a zero from means from the
+// beginning. Errors follow the package documentation (errs.Unavailable
+// when the provider cannot be reached, errs.Unauthorized when our
+// credentials are refused, errs.Invalid for a window the provider
+// refuses).
+type Reporter interface {
+	Report(ctx context.Context, from, to time.Time) ([]ReportLine, error)
+}

@@ -47,9 +47,10 @@ type wireNextAction struct {
 }
 
 type wireCard struct {
-	Brand string `json:"brand,omitempty"`
-	Last4 string `json:"last4,omitempty"`
-	Token string `json:"token,omitempty"`
+	Brand   string `json:"brand,omitempty"`
+	Last4   string `json:"last4,omitempty"`
+	Token   string `json:"token,omitempty"`
+	Country string `json:"country,omitempty"` // issuing country, ISO 3166-1 alpha-2
 }
 
 type wireBank struct {
@@ -102,7 +103,7 @@ func (s *Server) wire(o object) wireObject {
 		w.NextAction = &wireNextAction{Type: "instructions"}
 	}
 	if o.CardLast4 != "" {
-		w.Card = &wireCard{Brand: o.CardBrand, Last4: o.CardLast4, Token: o.CardToken}
+		w.Card = &wireCard{Brand: o.CardBrand, Last4: o.CardLast4, Token: o.CardToken, Country: o.CardCountry}
 	}
 	if o.BankReference != "" {
 		b := s.opts.Bank

@@ -35,22 +35,27 @@ type TestCard struct {
 	Behaviour CardBehaviour
 	// Payout is what happens to a payout to this card's token.
 	Payout string
-	Note   string
+	// Country is the issuing country (ISO 3166-1 alpha-2) the sandbox
+	// reports in psp.Instrument.Country.
+	Country string
+	Note    string
 }
 
 // TestCards are the sandbox's test cards. Every other number is refused on
-// the hosted page, so a real card number typed by mistake goes nowhere.
+// the hosted page, so a real card number typed by mistake goes nowhere. All
+// are issued in the US except 4000 0007 6000 0002 (Brazil).
 var TestCards = []TestCard{
-	{"4242424242424242", "visa", CardSucceeds, PayoutPaid, "Succeeds. Payouts to it are paid at once."},
-	{"5555555555554444", "mastercard", CardSucceeds, PayoutPaid, "Succeeds (Mastercard). Payouts to it are paid at once."},
-	{"4000000000009995", "visa", CardInsufficientFunds, PayoutPaid, "Declined: insufficient funds."},
-	{"4000000000000002", "visa", CardDoNotHonour, PayoutPaid, "Declined: do not honour."},
-	{"4000000000000069", "visa", CardExpired, PayoutPaid, "Declined: expired card."},
-	{"4000000000000119", "visa", CardProcessingError, PayoutPaid, "Fails: processing error at the provider."},
-	{"4000000000003220", "visa", CardThreeDS, PayoutPaid, "Asks for a 3-D Secure one-time code (" + ThreeDSCode + " passes), then succeeds."},
-	{"4000000000000259", "visa", CardDelayed, PayoutPaid, "Pending, then succeeds after the delay (or Complete on the control page)."},
-	{"4000000000000077", "visa", CardSucceeds, PayoutRejected, "Succeeds. Payouts to it are rejected."},
-	{"4000000000000093", "visa", CardSucceeds, PayoutDelayed, "Succeeds. Payouts to it are paid after the delay."},
+	{"4242424242424242", "visa", CardSucceeds, PayoutPaid, "US", "Succeeds. Payouts to it are paid at once."},
+	{"5555555555554444", "mastercard", CardSucceeds, PayoutPaid, "US", "Succeeds (Mastercard). Payouts to it are paid at once."},
+	{"4000000000009995", "visa", CardInsufficientFunds, PayoutPaid, "US", "Declined: insufficient funds."},
+	{"4000000000000002", "visa", CardDoNotHonour, PayoutPaid, "US", "Declined: do not honour."},
+	{"4000000000000069", "visa", CardExpired, PayoutPaid, "US", "Declined: expired card."},
+	{"4000000000000119", "visa", CardProcessingError, PayoutPaid, "US", "Fails: processing error at the provider."},
+	{"4000000000003220", "visa", CardThreeDS, PayoutPaid, "US", "Asks for a 3-D Secure one-time code (" + ThreeDSCode + " passes), then succeeds."},
+	{"4000000000000259", "visa", CardDelayed, PayoutPaid, "US", "Pending, then succeeds after the delay (or Complete on the control page)."},
+	{"4000000000000077", "visa", CardSucceeds, PayoutRejected, "US", "Succeeds. Payouts to it are rejected."},
+	{"4000000000000093", "visa", CardSucceeds, PayoutDelayed, "US", "Succeeds. Payouts to it are paid after the delay."},
+	{"4000000760000002", "visa", CardSucceeds, PayoutPaid, "BR", "Succeeds; issued in Brazil (BR), for the card-country rule. Payouts to it are paid at once."},
 }
 
 // ThreeDSCode is the one-time code that passes the 3-D Secure page.

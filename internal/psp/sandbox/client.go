@@ -176,17 +176,32 @@ func (c *Client) ParseWebhook(header http.Header, body []byte) (psp.Event, error
 // Conflict; 5xx, other statuses and transport failures Unavailable.
 func (c *Client) call(ctx context.Context, method, path, idempotencyKey string, body any) (wireObject, []byte, error) {
 	const op = "sandbox.Client.call"
+	raw, err := c.send(ctx, method, path, idempotencyKey, body)
+	if err != nil {
+		return wireObject{}, raw, err
+	}
+	var w wireObject
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return wireObject{}, raw, &errs.Error{Code: errs.Unavailable, Op: op, Message: "the sandbox provider's answer is not JSON", Err: err}
+	}
+	return w, raw, nil
+}
+
+// send sends one API request and returns the body of a 2xx answer; error
+// statuses map to house codes as call describes.
+func (c *Client) send(ctx context.Context, method, path, idempotencyKey string, body any) ([]byte, error) {
+	const op = "sandbox.Client.call"
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return wireObject{}, nil, errs.Wrap(op, err)
+			return nil, errs.Wrap(op, err)
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return wireObject{}, nil, errs.Wrap(op, err)
+		return nil, errs.Wrap(op, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.opts.APIKey)
 	req.Header.Set("Accept", "application/json")
@@ -198,12 +213,12 @@ func (c *Client) call(ctx context.Context, method, path, idempotencyKey string, 
 	}
 	resp, err := c.opts.HTTPClient.Do(req)
 	if err != nil {
-		return wireObject{}, nil, &errs.Error{Code: errs.Unavailable, Op: op, Message: "the sandbox provider cannot be reached", Err: err}
+		return nil, &errs.Error{Code: errs.Unavailable, Op: op, Message: "the sandbox provider cannot be reached", Err: err}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return wireObject{}, nil, &errs.Error{Code: errs.Unavailable, Op: op, Message: "the sandbox provider's answer was cut off", Err: err}
+		return nil, &errs.Error{Code: errs.Unavailable, Op: op, Message: "the sandbox provider's answer was cut off", Err: err}
 	}
 	if resp.StatusCode >= 300 {
 		var problem struct {
@@ -225,13 +240,9 @@ func (c *Client) call(ctx context.Context, method, path, idempotencyKey string, 
 		case resp.StatusCode == http.StatusConflict:
 			code = errs.Conflict
 		}
-		return wireObject{}, raw, errs.E(code, op, msg)
+		return raw, errs.E(code, op, msg)
 	}
-	var w wireObject
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return wireObject{}, raw, &errs.Error{Code: errs.Unavailable, Op: op, Message: "the sandbox provider's answer is not JSON", Err: err}
-	}
-	return w, raw, nil
+	return raw, nil
 }
 
 func wireAmount(op, amount, code string) (money.Amount, error) {
@@ -285,7 +296,7 @@ func toPayment(w wireObject, raw []byte) (psp.Payment, error) {
 		}
 	}
 	if w.Card != nil {
-		p.Instrument = psp.Instrument{Brand: w.Card.Brand, Last4: w.Card.Last4, Token: w.Card.Token}
+		p.Instrument = psp.Instrument{Brand: w.Card.Brand, Last4: w.Card.Last4, Token: w.Card.Token, Country: w.Card.Country}
 	}
 	if w.Crypto != nil {
 		p.Confirmations = w.Crypto.Confirmations

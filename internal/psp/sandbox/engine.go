@@ -57,6 +57,7 @@ type object struct {
 	CardBrand   string
 	CardLast4   string
 	CardToken   string
+	CardCountry string // issuing country, ISO 3166-1 alpha-2
 	OTPAttempts int
 
 	BankReference string
@@ -81,7 +82,7 @@ func (o object) final() bool { return finalStatus(o.Status) }
 
 const objectColumns = `id, object, reference, method, currency, amount_minor, received_minor, status, decline_code, message, scenario,
 	card_brand, card_last4, card_token, otp_attempts, bank_reference, crypto_address, network, confirmations, required_confirmations,
-	destination, return_url, description, customer_email, request_hash, seq, expires_at, created_at, updated_at`
+	destination, return_url, description, customer_email, request_hash, seq, expires_at, created_at, updated_at, card_country`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -96,7 +97,7 @@ func scanObject(row rowScanner) (object, error) {
 	)
 	if err := row.Scan(&o.ID, &o.Object, &o.Reference, &method, &code, &amount, &received, &o.Status, &o.DeclineCode, &o.Message, &o.Scenario,
 		&o.CardBrand, &o.CardLast4, &o.CardToken, &o.OTPAttempts, &bankRef, &cryptoAddr, &o.Network, &o.Confirmations, &o.RequiredConfs,
-		&destination, &o.ReturnURL, &o.Description, &o.CustomerEmail, &o.RequestHash, &o.Seq, &expires, &created, &updated); err != nil {
+		&destination, &o.ReturnURL, &o.Description, &o.CustomerEmail, &o.RequestHash, &o.Seq, &expires, &created, &updated, &o.CardCountry); err != nil {
 		return object{}, err
 	}
 	cur, err := money.LookupCurrency(code)
@@ -138,7 +139,8 @@ func (o object) args() []any {
 	}
 	return []any{o.Object, o.Reference, string(o.Method), o.Amount.Currency().Code, o.Amount.Minor(), received, o.Status, o.DeclineCode, o.Message, o.Scenario,
 		o.CardBrand, o.CardLast4, o.CardToken, o.OTPAttempts, nullString(o.BankReference), nullString(o.CryptoAddress), o.Network, o.Confirmations, o.RequiredConfs,
-		dest, o.ReturnURL, o.Description, o.CustomerEmail, o.RequestHash, o.Seq, sqlstore.NullMicros(o.ExpiresAt), sqlstore.Micros(o.CreatedAt), sqlstore.Micros(o.UpdatedAt)}
+		dest, o.ReturnURL, o.Description, o.CustomerEmail, o.RequestHash, o.Seq, sqlstore.NullMicros(o.ExpiresAt), sqlstore.Micros(o.CreatedAt), sqlstore.Micros(o.UpdatedAt),
+		o.CardCountry}
 }
 
 func (s *Server) load(ctx context.Context, q interface {
@@ -206,7 +208,7 @@ func (s *Server) create(ctx context.Context, o object, fn func(c *change)) (obje
 		c.obj.CreatedAt, c.obj.UpdatedAt = c.now, c.now
 		fn(c)
 		res, err := tx.Exec(ctx, `INSERT INTO sandbox_payments (id, `+objectColumns[len("id, "):]+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (object, reference) DO NOTHING`, append([]any{c.obj.ID}, c.obj.args()...)...)
 		if err != nil {
 			return errs.Wrap(op, err)
@@ -244,7 +246,7 @@ func (s *Server) mutate(ctx context.Context, id string, fn func(c *change) error
 		if _, err := tx.Exec(ctx, `UPDATE sandbox_payments SET object = ?, reference = ?, method = ?, currency = ?, amount_minor = ?, received_minor = ?,
 			status = ?, decline_code = ?, message = ?, scenario = ?, card_brand = ?, card_last4 = ?, card_token = ?, otp_attempts = ?,
 			bank_reference = ?, crypto_address = ?, network = ?, confirmations = ?, required_confirmations = ?, destination = ?, return_url = ?,
-			description = ?, customer_email = ?, request_hash = ?, seq = ?, expires_at = ?, created_at = ?, updated_at = ? WHERE id = ?`, args...); err != nil {
+			description = ?, customer_email = ?, request_hash = ?, seq = ?, expires_at = ?, created_at = ?, updated_at = ?, card_country = ? WHERE id = ?`, args...); err != nil {
 			return errs.Wrap(op, err)
 		}
 		out = c.obj

@@ -74,7 +74,7 @@ func (s *Server) cardSubmitted(c *change, card TestCard) error {
 	if c.obj.Method != psp.Card || c.obj.Status != StatusRequiresAction {
 		return conflict(c, "pay by card")
 	}
-	c.obj.CardBrand, c.obj.CardLast4 = card.Brand, card.Number[len(card.Number)-4:]
+	c.obj.CardBrand, c.obj.CardLast4, c.obj.CardCountry = card.Brand, card.Number[len(card.Number)-4:], card.Country
 	c.obj.Scenario = string(card.Behaviour)
 	switch card.Behaviour {
 	case CardSucceeds:

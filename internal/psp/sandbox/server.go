@@ -125,7 +125,7 @@ var staticFS embed.FS
 //go:embed migrations
 var migrations embed.FS
 
-// Schema is the sandbox's tables (version 00350), for sqlstore.DB.Migrate
+// Schema is the sandbox's tables (versions 00350–00351), for sqlstore.DB.Migrate
 // alongside jobs.Schema.
 var Schema = sqlstore.Schema{Name: "sandbox", FS: mustSub(migrations, "migrations")}
 
@@ -197,7 +197,8 @@ func (s *Server) JobHandlers() map[string]jobs.Handler {
 }
 
 // Routes registers the sandbox's routes under Prefix with mount (the
-// server's Mount, or an http.ServeMux's Handle): the API (bearer token),
+// server's Mount, or an http.ServeMux's Handle): the API (bearer token;
+// payments, payouts and the transaction report),
 // the hosted checkout pages, the control page and the stylesheet. Pages
 // are protected against cross-origin form posts.
 func (s *Server) Routes(mount func(pattern string, h http.Handler)) {
@@ -215,6 +216,7 @@ func (s *Server) Routes(mount func(pattern string, h http.Handler)) {
 	api("GET "+Prefix+"/api/payments/{reference}", s.apiGet("payment"))
 	api("POST "+Prefix+"/api/payouts", s.apiCreatePayout)
 	api("GET "+Prefix+"/api/payouts/{reference}", s.apiGet("payout"))
+	api("GET "+Prefix+"/api/report", s.apiReport)
 
 	page("GET "+Prefix+"/checkout/{id}", s.checkoutPage)
 	page("POST "+Prefix+"/checkout/{id}/card", s.checkoutCard)
