@@ -59,8 +59,9 @@ type Config struct {
 	Platform Platform
 	SMTP     SMTP
 	SMS      SMS
-	Payments Payments
-	Funding  Funding
+	Payments   Payments
+	Funding    Funding
+	BackOffice BackOffice
 }
 
 // Identity holds the identity settings (docs/identity.md).
@@ -182,6 +183,28 @@ type Funding struct {
 	// WizardRequire2FA makes the client API's withdrawal wizard (seed 002)
 	// e-mail a code to users who enrolled no second factor.
 	WizardRequire2FA bool
+	// FourEyesAbove is, per currency, the amount above which a withdrawal
+	// needs two approvers.
+	FourEyesAbove map[string]money.Amount
+}
+
+// BackOffice holds the settings of the back office (docs/back-office.md):
+// staff sessions, the broker's KYC API, CRM webhooks and reconciliation.
+type BackOffice struct {
+	// StaffSessionIdle and StaffSessionMax bound a staff session: it ends
+	// after this long without a request, and this long after login.
+	StaffSessionIdle time.Duration
+	StaffSessionMax  time.Duration
+	// KYCAPIKey is the bearer key of the broker's KYC system; empty turns
+	// the KYC API off.
+	KYCAPIKey string
+	// CRMWebhookURL receives a signed webhook for every status change;
+	// empty sends none. CRMWebhookSecret signs them.
+	CRMWebhookURL    string
+	CRMWebhookSecret string
+	// ReconcileEvery is the interval of the scheduled reconciliation; zero
+	// runs it only on demand.
+	ReconcileEvery time.Duration
 }
 
 // Setting is one configuration entry.
@@ -206,7 +229,7 @@ type Setting struct {
 
 // Settings is the table of every setting, in the order help lists them.
 var Settings = slices.Concat(generalSettings, screenSettings, identitySettings, ctraderSettings,
-	platformSettings, smtpSettings, paymentSettings, fundingSettings)
+	platformSettings, smtpSettings, paymentSettings, fundingSettings, backOfficeSettings)
 
 // generalSettings are the settings of the server itself.
 var generalSettings = []Setting{

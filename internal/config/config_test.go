@@ -54,10 +54,11 @@ func TestDefaults(t *testing.T) {
 			DepositPath:         "/inapp/deposit",
 			WithdrawPath:        "/inapp/withdraw",
 		},
-		CTrader:  config.CTrader{Timeout: 10 * time.Second, Groups: map[string]string{"demo": "default", "live": "default"}},
-		Platform: config.Platform{Connector: "ctrader"},
-		SMTP:     config.SMTP{Port: 587, RequireTLS: true},
-		Funding:  config.Funding{DepositExpiry: 2 * time.Hour, WizardRequire2FA: true},
+		CTrader:    config.CTrader{Timeout: 10 * time.Second, Groups: map[string]string{"demo": "default", "live": "default"}},
+		Platform:   config.Platform{Connector: "ctrader"},
+		SMTP:       config.SMTP{Port: 587, RequireTLS: true},
+		Funding:    config.Funding{DepositExpiry: 2 * time.Hour, WizardRequire2FA: true},
+		BackOffice: config.BackOffice{StaffSessionIdle: 30 * time.Minute, StaffSessionMax: 12 * time.Hour, ReconcileEvery: time.Hour},
 	}
 	// The defaults of identity's settings are identity's own defaults.
 	id := identity.DefaultConfig()
@@ -387,6 +388,10 @@ func TestCheck(t *testing.T) {
 			"config: CASHIER_PLATFORM_CONNECTOR=callback needs CASHIER_CTRADER_URL to read trading accounts"},
 		{"SMTP without sender", map[string]string{"CASHIER_SMTP_HOST": "mail.example"},
 			"config: CASHIER_SMTP_HOST needs CASHIER_SMTP_FROM"},
+		{"CRM webhook without secret", map[string]string{"CASHIER_CRM_WEBHOOK_URL": "https://crm.example/hooks"},
+			"config: CASHIER_CRM_WEBHOOK_URL needs CASHIER_CRM_WEBHOOK_SECRET"},
+		{"CRM webhook with secret", map[string]string{"CASHIER_CRM_WEBHOOK_URL": "https://crm.example/hooks",
+			"CASHIER_CRM_WEBHOOK_SECRET": "0123456789abcdef0123456789abcdef"}, ""},
 		{"handoff without cTrader", map[string]string{"CASHIER_IDENTITY_MODE": "handoff"},
 			"config: CASHIER_IDENTITY_MODE=handoff needs CASHIER_CTRADER_URL, CASHIER_CTRADER_BROKER_CRM_NAME and CASHIER_CTRADER_BROKER_NAME to redeem cTrader's tokens"},
 		{"handoff with cTrader", map[string]string{"CASHIER_IDENTITY_MODE": "handoff", "CASHIER_CTRADER_URL": "https://ct.example",

@@ -769,6 +769,93 @@ var fundingSettings = []Setting{
 		Usage:   "How long a deposit waits for its payment before it expires (money that arrives later is still credited).",
 		Set:     durationSetting(time.Minute, 30*24*time.Hour, func(c *Config) *time.Duration { return &c.Funding.DepositExpiry }),
 	},
+	{
+		Name:    "withdrawal-four-eyes",
+		Env:     "CASHIER_WITHDRAWAL_FOUR_EYES",
+		Default: "",
+		Usage:   "Per currency, the amount above which a withdrawal needs two approvers (the second another person), as USD:10000.00,EUR:9000; a currency left out needs one.",
+		Set: func(c *Config, v string) error {
+			limits, err := funding.ParseAutoApproveLimits(v)
+			if err != nil {
+				return fmt.Errorf("is not a list of CODE:AMOUNT (%s)", errs.MessageOf(err))
+			}
+			c.Funding.FourEyesAbove = limits
+			return nil
+		},
+	},
+}
+
+// backOfficeSettings configure the back office: staff sessions, the
+// broker's KYC API, CRM webhooks and reconciliation.
+var backOfficeSettings = []Setting{
+	{
+		Name:    "staff-session-idle",
+		Env:     "CASHIER_STAFF_SESSION_IDLE",
+		Default: "30m",
+		Usage:   "A back-office session ends after this long without a request.",
+		Set:     durationSetting(time.Minute, 24*time.Hour, func(c *Config) *time.Duration { return &c.BackOffice.StaffSessionIdle }),
+	},
+	{
+		Name:    "staff-session-max",
+		Env:     "CASHIER_STAFF_SESSION_MAX",
+		Default: "12h",
+		Usage:   "A back-office session ends this long after its login, however active.",
+		Set:     durationSetting(5*time.Minute, 7*24*time.Hour, func(c *Config) *time.Duration { return &c.BackOffice.StaffSessionMax }),
+	},
+	{
+		Name:    "kyc-api-key",
+		Env:     "CASHIER_KYC_API_KEY",
+		Default: "",
+		Usage:   "Bearer key of the broker's KYC system for PUT /api/kyc/v1/users/{id} (at least 32 characters); empty turns the KYC API off.",
+		Set: func(c *Config, v string) error {
+			if v != "" && len(v) < 32 {
+				return fmt.Errorf("is shorter than 32 characters")
+			}
+			c.BackOffice.KYCAPIKey = v
+			return nil
+		},
+		Show: secret,
+	},
+	{
+		Name:    "crm-webhook-url",
+		Env:     "CASHIER_CRM_WEBHOOK_URL",
+		Default: "",
+		Usage:   "URL of the broker's CRM that receives a signed webhook for every deposit and withdrawal status change; empty sends none.",
+		Set: func(c *Config, v string) error {
+			if err := optionalAbsURL(v); err != nil {
+				return err
+			}
+			c.BackOffice.CRMWebhookURL = v
+			return nil
+		},
+	},
+	{
+		Name:    "crm-webhook-secret",
+		Env:     "CASHIER_CRM_WEBHOOK_SECRET",
+		Default: "",
+		Usage:   "Secret that signs the CRM webhooks (HMAC-SHA256; at least 32 characters); required with CASHIER_CRM_WEBHOOK_URL.",
+		Set: func(c *Config, v string) error {
+			if v != "" && len(v) < 32 {
+				return fmt.Errorf("is shorter than 32 characters")
+			}
+			c.BackOffice.CRMWebhookSecret = v
+			return nil
+		},
+		Show: secret,
+	},
+	{
+		Name:    "reconcile-every",
+		Env:     "CASHIER_RECONCILE_EVERY",
+		Default: "1h",
+		Usage:   "Interval of the scheduled reconciliation of the ledger against the platform and the providers; 0 runs it only on demand (cashier reconcile).",
+		Set: func(c *Config, v string) error {
+			if v == "0" {
+				c.BackOffice.ReconcileEvery = 0
+				return nil
+			}
+			return durationSetting(time.Minute, 7*24*time.Hour, func(c *Config) *time.Duration { return &c.BackOffice.ReconcileEvery })(c, v)
+		},
+	},
 }
 
 // Check checks the settings that depend on each other, after every setting
@@ -782,6 +869,8 @@ func (c Config) Check() error {
 		return errs.E(errs.Invalid, op, "CASHIER_PLATFORM_CONNECTOR=callback needs CASHIER_CALLBACK_URL and CASHIER_CALLBACK_TOKEN")
 	case c.Platform.Connector == "callback" && c.CTrader.URL == "":
 		return errs.E(errs.Invalid, op, "CASHIER_PLATFORM_CONNECTOR=callback needs CASHIER_CTRADER_URL to read trading accounts")
+	case c.BackOffice.CRMWebhookURL != "" && c.BackOffice.CRMWebhookSecret == "":
+		return errs.E(errs.Invalid, op, "CASHIER_CRM_WEBHOOK_URL needs CASHIER_CRM_WEBHOOK_SECRET")
 	case c.SMTP.Host != "" && c.SMTP.From == "":
 		return errs.E(errs.Invalid, op, "CASHIER_SMTP_HOST needs CASHIER_SMTP_FROM")
 	case c.Identity.Mode == identity.ModeHandoff && (c.CTrader.URL == "" || c.CTrader.BrokerCrmName == "" || c.CTrader.BrokerName == ""):
