@@ -335,7 +335,7 @@ func buildApp(ctx context.Context, w wiring) (*app, error) {
 			Payments: a.payments, Platform: a.connector, Accounts: idsvc, Mailer: mailer, Observer: observer,
 			Notify: a.notify.Notify, Logger: w.log}, funding.Config{
 			AutoApproveWithdrawalsUpTo: cfg.Funding.AutoApprove, AutoApproveMethods: cfg.Funding.AutoApproveMethods,
-			Require2FA: cfg.Funding.Require2FA, DepositExpiry: cfg.Funding.DepositExpiry})
+			Require2FA: cfg.Funding.Require2FA, DepositExpiry: cfg.Funding.DepositExpiry, FourEyesAbove: cfg.Funding.FourEyesAbove})
 		if err != nil {
 			return nil, err
 		}
