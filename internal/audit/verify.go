@@ -188,10 +188,6 @@ func (v *verifier) check(s storedEntry) {
 		v.problem(s.seq, KindLink, "an entry with seq %d lies before the start of the chain", s.seq)
 		return
 	}
-	if a := v.opts.Anchor; a != nil && !v.anchorSeen && s.seq > a.Seq {
-		v.anchorSeen = true
-		v.problem(a.Seq, KindAnchor, "the anchored entry %s is gone", *a)
-	}
 	gap := s.seq > expected
 	if gap {
 		if s.seq == expected+1 {
@@ -199,6 +195,10 @@ func (v *verifier) check(s storedEntry) {
 		} else {
 			v.problem(expected, KindMissing, "entries %d to %d are missing (the chain goes from %d to %d)", expected, s.seq-1, v.last.Seq, s.seq)
 		}
+	}
+	if a := v.opts.Anchor; a != nil && !v.anchorSeen && s.seq > a.Seq {
+		v.anchorSeen = true
+		v.problem(a.Seq, KindAnchor, "the anchored entry %s is gone", *a)
 	}
 	if detail, err := decodeDetail(s.detail); err != nil {
 		v.problem(s.seq, KindEdited, "its detail is no longer a JSON object of strings: %v", err)
