@@ -67,8 +67,8 @@ const wrongCredentials = "wrong e-mail address or password"
 func (s *Service) BeginLogin(ctx context.Context, email, password string) (Pending, error) {
 	const op = "staff.BeginLogin"
 	key := emailKey(email)
-	var id, hash string
-	err := s.db.QueryRow(ctx, `SELECT id, password_hash FROM staff_members WHERE email_key = ?`, key).Scan(&id, &hash)
+	var id, stored, hash string
+	err := s.db.QueryRow(ctx, `SELECT id, email, password_hash FROM staff_members WHERE email_key = ?`, key).Scan(&id, &stored, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		checkPassword(s.dummyHash(), password) // spend the time a real member costs
 		err := s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
@@ -94,7 +94,7 @@ func (s *Service) BeginLogin(ctx context.Context, email, password string) (Pendi
 		return Pending{}, errs.Wrap(op, err)
 	}
 	if ok && !enrolled {
-		if enrol, err = s.newEnrolment(email); err != nil {
+		if enrol, err = s.newEnrolment(stored); err != nil {
 			return Pending{}, errs.Wrap(op, err)
 		}
 	}
