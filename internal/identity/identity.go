@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opencashier/cashier/internal/audit"
 	"github.com/opencashier/cashier/internal/clock"
 	"github.com/opencashier/cashier/internal/errs"
 	"github.com/opencashier/cashier/internal/sqlstore"
@@ -196,6 +197,9 @@ type Deps struct {
 	// mode meets for the first time; optional.
 	Lookup TraderLookup
 	Logger *slog.Logger // nil means slog.Default()
+	// Audit records every token revocation in the audit trail, in the
+	// revoking transaction; nil records nothing.
+	Audit audit.Recorder
 }
 
 // Service is the identity domain service. It is safe for concurrent use.
@@ -207,6 +211,7 @@ type Service struct {
 	traders  TraderCreator
 	redeemer HandoffRedeemer
 	lookup   TraderLookup
+	audit    audit.Recorder
 	log      *slog.Logger
 	crmRefs  []string // fingerprints of the configured crm passwords
 	dummy    string   // a password hash to spend time on for unknown users
@@ -232,10 +237,13 @@ func New(deps Deps, cfg Config) (*Service, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
+	if deps.Audit == nil {
+		deps.Audit = audit.Discard
+	}
 	s := &Service{
 		db: deps.DB, clock: deps.Clock, cfg: cfg,
 		prov: deps.Provisioner, traders: deps.Traders, redeemer: deps.Redeemer, lookup: deps.Lookup,
-		log: deps.Logger,
+		log: deps.Logger, audit: deps.Audit,
 	}
 	for _, p := range cfg.CRMPasswords {
 		s.crmRefs = append(s.crmRefs, crmPasswordRef(p))

@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"strconv"
 	"time"
 
+	"github.com/opencashier/cashier/internal/audit"
 	"github.com/opencashier/cashier/internal/errs"
 	"github.com/opencashier/cashier/internal/sqlstore"
 )
@@ -76,12 +78,23 @@ func (s *Service) VerifyCRMToken(ctx context.Context, token string) error {
 // RevokeCRMTokens revokes every crmApiToken; cTrader must ask for a new one.
 // It returns how many were revoked.
 func (s *Service) RevokeCRMTokens(ctx context.Context) (int64, error) {
-	res, err := s.db.Exec(ctx, `UPDATE identity_tokens SET revoked_at = ? WHERE kind = ? AND revoked_at IS NULL`,
-		sqlstore.Micros(s.now()), string(KindCRM))
+	var n int64
+	err := s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE identity_tokens SET revoked_at = ? WHERE kind = ? AND revoked_at IS NULL`,
+			sqlstore.Micros(s.now()), string(KindCRM))
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		return s.audit.RecordTx(ctx, tx, audit.Record{Actor: "operator", Action: "token.revoked", Subject: "crmApiToken",
+			Detail: map[string]string{"count": strconv.FormatInt(n, 10)}})
+	})
 	if err != nil {
 		return 0, errs.Wrap("identity.RevokeCRMTokens", err)
 	}
-	return res.RowsAffected()
+	return n, nil
 }
 
 // Exchange is the answer to /oauth2/onetime/authorize.
@@ -285,10 +298,13 @@ func (s *Service) RevokeAccessToken(ctx context.Context, accessToken string) err
 			return err
 		}
 		now := sqlstore.Micros(s.now())
-		if _, err := tx.Exec(ctx, `UPDATE identity_tokens SET revoked_at = ? WHERE (hash = ? OR parent_hash = ?) AND revoked_at IS NULL`,
-			now, t.hash, t.hash); err != nil {
+		res, err := tx.Exec(ctx, `UPDATE identity_tokens SET revoked_at = ? WHERE (hash = ? OR parent_hash = ?) AND revoked_at IS NULL`,
+			now, t.hash, t.hash)
+		if err != nil {
 			return errs.Wrap(op, err)
 		}
-		return nil
+		n, _ := res.RowsAffected()
+		return s.audit.RecordTx(ctx, tx, audit.Record{Actor: "ctrader", Action: "token.revoked", Subject: "user:" + t.userID,
+			Detail: map[string]string{"tokens": "access and its children", "count": strconv.FormatInt(n, 10)}})
 	})
 }

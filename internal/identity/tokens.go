@@ -8,8 +8,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/opencashier/cashier/internal/audit"
 	"github.com/opencashier/cashier/internal/errs"
 	"github.com/opencashier/cashier/internal/sqlstore"
 )
@@ -205,7 +209,10 @@ func (s *Service) consumeToken(ctx context.Context, tx *sqlstore.Tx, kind TokenK
 
 // revokeUserTokens revokes every live token of the given kinds of a user.
 func (s *Service) revokeUserTokens(ctx context.Context, tx *sqlstore.Tx, userID string, kinds ...TokenKind) (int64, error) {
-	var total int64
+	var (
+		total   int64
+		revoked []string
+	)
 	for _, k := range kinds {
 		res, err := tx.Exec(ctx, `UPDATE identity_tokens SET revoked_at = ?
 			WHERE user_id = ? AND kind = ? AND revoked_at IS NULL AND consumed_at IS NULL`,
@@ -214,7 +221,16 @@ func (s *Service) revokeUserTokens(ctx context.Context, tx *sqlstore.Tx, userID 
 			return total, errs.Wrap("identity.revokeUserTokens", err)
 		}
 		n, _ := res.RowsAffected()
+		if n > 0 {
+			revoked = append(revoked, fmt.Sprintf("%s:%d", k, n))
+		}
 		total += n
+	}
+	if total > 0 {
+		if err := s.audit.RecordTx(ctx, tx, audit.Record{Actor: "system", Action: "token.revoked", Subject: "user:" + userID,
+			Detail: map[string]string{"tokens": strings.Join(revoked, ","), "count": strconv.FormatInt(total, 10)}}); err != nil {
+			return total, errs.Wrap("identity.revokeUserTokens", err)
+		}
 	}
 	return total, nil
 }
