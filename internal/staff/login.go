@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
@@ -72,7 +74,7 @@ func (s *Service) BeginLogin(ctx context.Context, email, password string) (Pendi
 	if errors.Is(err, sql.ErrNoRows) {
 		checkPassword(s.dummyHash(), password) // spend the time a real member costs
 		err := s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
-			return s.record(ctx, tx, "system", "staff.login_failed", "email:"+truncate(key, 254),
+			return s.record(ctx, tx, "system", "staff.login_failed", "email:"+printable(key, 200),
 				map[string]string{"reason": "unknown e-mail address"})
 		})
 		if err != nil {
@@ -338,9 +340,18 @@ func (s *Service) failure(ctx context.Context, tx *sqlstore.Tx, op string, m Mem
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+// printable makes text typed by anyone fit an audit subject: valid UTF-8,
+// no control characters, at most n bytes.
+func printable(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	for len(s) > n {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
 	}
-	return s[:n]
+	return s
 }

@@ -796,3 +796,44 @@ func TestAuditTrailOfAMembersLife(t *testing.T) {
 		}
 	}, staff.Schema)
 }
+
+// TestWithTheRealAuditLog runs logins and changes against audit.Log: its
+// rules accept every record, and the records are in the chain.
+func TestWithTheRealAuditLog(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
+		e := newEnv(t, db)
+		log := audit.New(db, e.clk)
+		e.svc = staff.New(db, e.clk, staff.Options{Audit: log})
+		m := e.add("real@broker.example", staff.Admin)
+		s := e.login("real@broker.example")
+		// An address with control characters and invalid UTF-8 still
+		// fails as a wrong address, not as a bad audit record.
+		_, err := e.svc.BeginLogin(e.ctx, "evil\n\xff@broker.example"+strings.Repeat("x", 300), password)
+		wantCode(t, "BeginLogin with a hostile address", err, errs.Unauthorized)
+		_, err = e.svc.BeginLogin(e.ctx, "real@broker.example", "wrong password!")
+		wantCode(t, "wrong password", err, errs.Unauthorized)
+		if err := e.svc.Logout(e.ctx, s.Token); err != nil {
+			t.Fatal(err)
+		}
+		entries, err := log.Search(e.ctx, audit.Query{Action: "staff."})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for i := len(entries) - 1; i >= 0; i-- {
+			got = append(got, entries[i].Action)
+		}
+		if diff := cmp.Diff([]string{"staff.added", "staff.totp_enrolled", "staff.login", "staff.login_failed",
+			"staff.login_failed", "staff.logout"}, got); diff != "" {
+			t.Errorf("audit actions (-want +got):\n%s", diff)
+		}
+		mine, err := log.Search(e.ctx, audit.Query{Subject: "staff:" + m.ID})
+		if err != nil || len(mine) != 5 {
+			t.Errorf("entries about the member = %d, %v; want 5", len(mine), err)
+		}
+		rep, err := log.Verify(e.ctx, audit.VerifyOptions{})
+		if err != nil || !rep.OK() {
+			t.Errorf("Verify = %v, %v", rep, err)
+		}
+	}, audit.Schema, staff.Schema)
+}
