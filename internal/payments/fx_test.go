@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/opencashier/cashier/internal/audit"
 	"github.com/opencashier/cashier/internal/clock"
 	"github.com/opencashier/cashier/internal/errs"
 	"github.com/opencashier/cashier/internal/money"
@@ -135,7 +136,11 @@ func TestRateStoreAndFXCommand(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
 		clk := clock.NewFake(time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC))
-		store := NewRateStore(db, clk)
+		var trail []string
+		store := NewRateStore(db, clk).Audit(audit.RecorderFunc(func(_ context.Context, _ *sqlstore.Tx, r audit.Record) error {
+			trail = append(trail, r.Actor+" "+r.Action+" "+r.Subject+" "+r.Detail["rate"])
+			return nil
+		}))
 		run := func(args ...string) (string, error) {
 			var out bytes.Buffer
 			err := RunFXCommand(ctx, store, args, &out, "ops@broker")
@@ -185,6 +190,15 @@ func TestRateStoreAndFXCommand(t *testing.T) {
 		}
 		if _, err := store.Rate(ctx, eur, usd); !errs.Is(err, errs.NotFound) {
 			t.Errorf("Rate after unset = %v, want ENOTFOUND", err)
+		}
+		wantTrail := []string{
+			"ops@broker setting.changed fx:EUR/USD 1.0835",
+			"ops@broker setting.changed fx:USD/JPY 151.237",
+			"ops@broker setting.changed fx:EUR/USD 1.084",
+			"ops@broker setting.changed fx:EUR/USD removed",
+		}
+		if diff := cmp.Diff(wantTrail, trail); diff != "" {
+			t.Errorf("audit trail of rate changes (-want +got):\n%s", diff)
 		}
 
 		for name, args := range map[string][]string{

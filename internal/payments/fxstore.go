@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/opencashier/cashier/internal/audit"
 	"github.com/opencashier/cashier/internal/clock"
 	"github.com/opencashier/cashier/internal/errs"
 	"github.com/opencashier/cashier/internal/money"
@@ -22,6 +23,15 @@ import (
 type RateStore struct {
 	db    *sqlstore.DB
 	clock clock.Clock
+	audit audit.Recorder
+}
+
+// Audit makes the store record every rate an operator sets or removes in
+// the audit trail, in the same transaction, and returns the store. Call it
+// before the store is used.
+func (s *RateStore) Audit(r audit.Recorder) *RateStore {
+	s.audit = r
+	return s
 }
 
 // NewRateStore returns a store over db, stamping changes with clk
@@ -30,7 +40,7 @@ func NewRateStore(db *sqlstore.DB, clk clock.Clock) *RateStore {
 	if clk == nil {
 		clk = clock.System{}
 	}
-	return &RateStore{db: db, clock: clk}
+	return &RateStore{db: db, clock: clk, audit: audit.Discard}
 }
 
 // StoredRate is one rate in the store.
@@ -69,26 +79,45 @@ func (s *RateStore) Set(ctx context.Context, from, to money.Currency, rate money
 	if !rate.IsSet() {
 		return errs.E(errs.Invalid, op, "rate is not set")
 	}
-	_, err := s.db.Exec(ctx, `INSERT INTO fx_rates (base, quote, rate, updated_at, updated_by) VALUES (?, ?, ?, ?, ?)
+	err := s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO fx_rates (base, quote, rate, updated_at, updated_by) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (base, quote) DO UPDATE SET rate = excluded.rate, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
-		from.Code, to.Code, rate.String(), sqlstore.Micros(s.clock.Now()), by)
+			from.Code, to.Code, rate.String(), sqlstore.Micros(s.clock.Now()), by); err != nil {
+			return err
+		}
+		return s.audit.RecordTx(ctx, tx, audit.Record{Actor: by, Action: "setting.changed", Subject: "fx:" + from.Code + "/" + to.Code,
+			Detail: map[string]string{"rate": rate.String()}})
+	})
 	return errs.Wrap(op, err)
 }
 
 // Delete removes the stored rate of the pair. It returns an errs.NotFound
 // error if none was stored.
 func (s *RateStore) Delete(ctx context.Context, from, to money.Currency) error {
+	return s.DeleteBy(ctx, from, to, "operator")
+}
+
+// DeleteBy is Delete that names the operator for the audit trail. It
+// returns an errs.NotFound error if no rate was stored.
+func (s *RateStore) DeleteBy(ctx context.Context, from, to money.Currency, by string) error {
 	const op = "payments.RateStore.Delete"
-	res, err := s.db.Exec(ctx, `DELETE FROM fx_rates WHERE base = ? AND quote = ?`, from.Code, to.Code)
-	if err != nil {
-		return errs.Wrap(op, err)
+	err := s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
+		res, err := tx.Exec(ctx, `DELETE FROM fx_rates WHERE base = ? AND quote = ?`, from.Code, to.Code)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return errs.Ef(errs.NotFound, op, "no stored rate for %s/%s", from.Code, to.Code)
+		}
+		return s.audit.RecordTx(ctx, tx, audit.Record{Actor: by, Action: "setting.changed", Subject: "fx:" + from.Code + "/" + to.Code,
+			Detail: map[string]string{"rate": "removed"}})
+	})
+	if errs.Is(err, errs.NotFound) {
+		return err
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return errs.Wrap(op, err)
-	} else if n == 0 {
-		return errs.Ef(errs.NotFound, op, "no stored rate for %s/%s", from.Code, to.Code)
-	}
-	return nil
+	return errs.Wrap(op, err)
 }
 
 // List returns every stored rate, ordered by pair. It returns a wrapped
@@ -187,7 +216,7 @@ func RunFXCommand(ctx context.Context, store *RateStore, args []string, out io.W
 		if err != nil {
 			return err
 		}
-		if err := store.Delete(ctx, from, to); err != nil {
+		if err := store.DeleteBy(ctx, from, to, by); err != nil {
 			return err
 		}
 		_, err = fmt.Fprintf(out, "%s/%s removed\n", from.Code, to.Code)
