@@ -15,9 +15,9 @@ var CSVHeader = []string{
 	"status", "flag", "currency", "amount", "fee", "credit_currency", "credit",
 }
 
-// csvBatch is how many rows WriteCSV reads per query: the export streams
-// without holding one long query open while a slow client reads.
-const csvBatch = 500
+// defaultCSVBatch is how many rows WriteCSV reads per query: the export
+// streams without holding one long query open while a slow client reads.
+const defaultCSVBatch = 500
 
 // WriteCSV writes every row that matches f (not one page: f.Limit and
 // f.Cursor are ignored), newest first, as RFC 4180 CSV with CRLF line ends
@@ -41,7 +41,7 @@ func (s *Service) WriteCSV(ctx context.Context, w io.Writer, f Filter) error {
 		return errs.Wrap(op, err)
 	}
 	for {
-		rows, err := s.query(ctx, op, q, csvBatch)
+		rows, err := s.query(ctx, op, q, s.csvBatch)
 		if err != nil {
 			return err
 		}
@@ -54,7 +54,7 @@ func (s *Service) WriteCSV(ctx context.Context, w io.Writer, f Filter) error {
 		if err := cw.Error(); err != nil {
 			return errs.Wrap(op, err)
 		}
-		if len(rows) < csvBatch {
+		if len(rows) < s.csvBatch {
 			return nil
 		}
 		last := rows[len(rows)-1]

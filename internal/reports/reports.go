@@ -41,6 +41,8 @@ import (
 // withdrawals. It is safe for concurrent use.
 type Service struct {
 	db *sqlstore.DB
+	// csvBatch is how many rows WriteCSV reads per query.
+	csvBatch int
 }
 
 // New returns a Service reading db, whose schema must include the funding,
@@ -50,7 +52,7 @@ func New(db *sqlstore.DB) (*Service, error) {
 	if db == nil {
 		return nil, errs.E(errs.Invalid, "reports.New", "a database is required")
 	}
-	return &Service{db: db}, nil
+	return &Service{db: db, csvBatch: defaultCSVBatch}, nil
 }
 
 // amount builds an Amount from stored minor units and a currency code. A

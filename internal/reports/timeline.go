@@ -18,9 +18,7 @@ import (
 // Source says where a timeline entry comes from.
 type Source string
 
-// The sources of timeline entries, in the order that breaks ties between
-// entries of the same instant: a step usually runs from the customer's
-// screen through the provider's event, the payment and funding to the push.
+// The sources of timeline entries.
 const (
 	SourceSession  Source = "session"  // identity: the cashier screen the customer opened
 	SourceProvider Source = "provider" // payments: an event or answer of the payment provider, kept verbatim
@@ -29,7 +27,26 @@ const (
 	SourcePush     Source = "push"     // push: a balance change sent to the trading platform
 )
 
-var sourceRank = map[Source]int{SourceSession: 0, SourceProvider: 1, SourcePayment: 2, SourceFunding: 3, SourcePush: 4}
+// Ranks order entries of the same instant, cause before effect: the
+// screen; the transaction's and its payment's creation; the provider's
+// answer; the payment's change; the platform's answer to a push; funding's
+// change; the push that change starts.
+const (
+	rankSession = iota
+	rankFundingCreated
+	rankPaymentCreated
+	rankProvider
+	rankPayment
+	rankPushAnswer
+	rankFunding
+	rankPushQueued
+)
+
+// ranked is an entry with its tie-breaking rank.
+type ranked struct {
+	Entry
+	rank int
+}
 
 // Entry is one thing that happened to a deposit or withdrawal.
 type Entry struct {
@@ -58,8 +75,11 @@ type Timeline struct {
 // rejections are among them), its payment's status changes and provider
 // events, its pushes' events, and the cashier session that was open when
 // it was created, if one can be linked (same user and account, created
-// before it and still valid then). Entries of the same instant are
-// ordered by Source as listed there, then by each source's own order.
+// before it and still valid then). Entries of the same instant are ordered
+// cause before effect: the screen, the creation of the transaction and of
+// its payment, the provider's answer, the payment's change, the platform's
+// answer to a push, funding's change, the push that change starts; within
+// one source they keep its own order.
 //
 // It returns errs.NotFound for an id that is not a known deposit or
 // withdrawal.
@@ -83,10 +103,10 @@ func (s *Service) Timeline(ctx context.Context, id string) (Timeline, error) {
 	if err := s.db.QueryRow(ctx, `SELECT payment_id FROM `+table+` WHERE id = ?`, id).Scan(&tl.PaymentID); err != nil {
 		return Timeline{}, errs.Wrap(op, err)
 	}
-	var entries []Entry
-	for _, part := range []func(context.Context, *Timeline, string) ([]Entry, error){
+	var entries []ranked
+	for _, part := range []func(context.Context, *Timeline, string) ([]ranked, error){
 		s.sessionEntries, s.fundingEntries, s.paymentEntries, s.providerEntries,
-		func(ctx context.Context, tl *Timeline, op string) ([]Entry, error) {
+		func(ctx context.Context, tl *Timeline, op string) ([]ranked, error) {
 			return s.pushEntries(ctx, tl, owner, op)
 		},
 	} {
@@ -97,13 +117,16 @@ func (s *Service) Timeline(ctx context.Context, id string) (Timeline, error) {
 		entries = append(entries, es...)
 	}
 	// Each part is in its own order; a stable sort keeps it among equals.
-	slices.SortStableFunc(entries, func(a, b Entry) int {
+	slices.SortStableFunc(entries, func(a, b ranked) int {
 		if c := a.At.Compare(b.At); c != 0 {
 			return c
 		}
-		return sourceRank[a.Source] - sourceRank[b.Source]
+		return a.rank - b.rank
 	})
-	tl.Entries = entries
+	tl.Entries = make([]Entry, len(entries))
+	for i, e := range entries {
+		tl.Entries[i] = e.Entry
+	}
 	return tl, nil
 }
 
@@ -116,7 +139,7 @@ func kindsOf(id string) []Kind {
 
 // sessionEntries links the cashier session that was open for the user
 // (and the transaction's account, or no account) when it was created.
-func (s *Service) sessionEntries(ctx context.Context, tl *Timeline, op string) ([]Entry, error) {
+func (s *Service) sessionEntries(ctx context.Context, tl *Timeline, op string) ([]ranked, error) {
 	created := sqlstore.Micros(tl.Row.CreatedAt)
 	var at, login int64
 	var purpose string
@@ -135,57 +158,58 @@ func (s *Service) sessionEntries(ctx context.Context, tl *Timeline, op string) (
 	if login != 0 {
 		detail += fmt.Sprintf(" for account %d", login)
 	}
-	return []Entry{{At: sqlstore.FromMicros(at), Source: SourceSession, What: "cashier screen opened", Detail: detail}}, nil
+	return []ranked{{Entry{At: sqlstore.FromMicros(at), Source: SourceSession, What: "cashier screen opened", Detail: detail}, rankSession}}, nil
 }
 
-func (s *Service) fundingEntries(ctx context.Context, tl *Timeline, op string) ([]Entry, error) {
+func (s *Service) fundingEntries(ctx context.Context, tl *Timeline, op string) ([]ranked, error) {
 	rows, err := s.db.Query(ctx, `SELECT from_status, to_status, reason, actor, detail, at FROM funding_history
 		WHERE owner_id = ? ORDER BY seq`, tl.Row.ID)
 	if err != nil {
 		return nil, errs.Wrap(op, err)
 	}
 	defer rows.Close()
-	var out []Entry
+	var out []ranked
 	for rows.Next() {
 		var from, to, reason, actor, detail string
 		var at int64
 		if err := rows.Scan(&from, &to, &reason, &actor, &detail, &at); err != nil {
 			return nil, errs.Wrap(op, err)
 		}
-		out = append(out, Entry{At: sqlstore.FromMicros(at), Source: SourceFunding, What: transition(from, to),
-			Detail: joinDetail(labelled("reason", reason), detail), Actor: actor})
+		out = append(out, ranked{Entry{At: sqlstore.FromMicros(at), Source: SourceFunding, What: transition(from, to),
+			Detail: joinDetail(labelled("reason", reason), detail), Actor: actor}, pick(from == "", rankFundingCreated, rankFunding)})
 	}
 	return out, errs.Wrap(op, rows.Err())
 }
 
-func (s *Service) paymentEntries(ctx context.Context, tl *Timeline, op string) ([]Entry, error) {
+func (s *Service) paymentEntries(ctx context.Context, tl *Timeline, op string) ([]ranked, error) {
 	rows, err := s.db.Query(ctx, `SELECT from_status, to_status, reason, source, COALESCE(event_id, ''), actor, at
 		FROM payment_status_history WHERE payment_id = ? ORDER BY seq`, tl.PaymentID)
 	if err != nil {
 		return nil, errs.Wrap(op, err)
 	}
 	defer rows.Close()
-	var out []Entry
+	var out []ranked
 	for rows.Next() {
 		var from, to, reason, source, event, actor string
 		var at int64
 		if err := rows.Scan(&from, &to, &reason, &source, &event, &actor, &at); err != nil {
 			return nil, errs.Wrap(op, err)
 		}
-		out = append(out, Entry{At: sqlstore.FromMicros(at), Source: SourcePayment, What: "payment " + transition(from, to),
-			Detail: joinDetail(labelled("reason", reason), labelled("by", source), labelled("event", event)), Actor: actor})
+		out = append(out, ranked{Entry{At: sqlstore.FromMicros(at), Source: SourcePayment, What: "payment " + transition(from, to),
+			Detail: joinDetail(labelled("reason", reason), labelled("by", source), labelled("event", event)), Actor: actor},
+			pick(from == "", rankPaymentCreated, rankPayment)})
 	}
 	return out, errs.Wrap(op, rows.Err())
 }
 
-func (s *Service) providerEntries(ctx context.Context, tl *Timeline, op string) ([]Entry, error) {
+func (s *Service) providerEntries(ctx context.Context, tl *Timeline, op string) ([]ranked, error) {
 	rows, err := s.db.Query(ctx, `SELECT id, provider, COALESCE(provider_event_id, ''), source, body, outcome, received_at
 		FROM payment_events WHERE payment_id = ? ORDER BY received_at, id`, tl.PaymentID)
 	if err != nil {
 		return nil, errs.Wrap(op, err)
 	}
 	defer rows.Close()
-	var out []Entry
+	var out []ranked
 	for rows.Next() {
 		var id, provider, providerEvent, source, outcome string
 		var body []byte
@@ -197,13 +221,14 @@ func (s *Service) providerEntries(ctx context.Context, tl *Timeline, op string) 
 		if strings.HasSuffix(what, " ") {
 			what += source
 		}
-		out = append(out, Entry{At: sqlstore.FromMicros(at), Source: SourceProvider, What: what,
-			Detail: joinDetail(labelled("event", providerEvent), summarizeBody(body), labelled("outcome", outcome), labelled("stored as", id))})
+		out = append(out, ranked{Entry{At: sqlstore.FromMicros(at), Source: SourceProvider, What: what,
+			Detail: joinDetail(labelled("event", providerEvent), summarizeBody(body), labelled("outcome", outcome), labelled("stored as", id))},
+			rankProvider})
 	}
 	return out, errs.Wrap(op, rows.Err())
 }
 
-func (s *Service) pushEntries(ctx context.Context, tl *Timeline, owner, op string) ([]Entry, error) {
+func (s *Service) pushEntries(ctx context.Context, tl *Timeline, owner, op string) ([]ranked, error) {
 	type push struct{ id, resolvedBy string }
 	var pushes []push
 	rows, err := s.db.Query(ctx, `SELECT id, resolved_by FROM pushes WHERE owner = ? AND owner_id = ? ORDER BY created_at, id`, owner, tl.Row.ID)
@@ -222,7 +247,7 @@ func (s *Service) pushEntries(ctx context.Context, tl *Timeline, owner, op strin
 	if err := rows.Err(); err != nil {
 		return nil, errs.Wrap(op, err)
 	}
-	var out []Entry
+	var out []ranked
 	for _, p := range pushes {
 		tl.PushIDs = append(tl.PushIDs, p.id)
 		events, err := s.pushEvents(ctx, op, p.id)
@@ -234,8 +259,8 @@ func (s *Service) pushEntries(ctx context.Context, tl *Timeline, owner, op strin
 			if strings.HasPrefix(e.to, "resolved_") {
 				actor = p.resolvedBy
 			}
-			out = append(out, Entry{At: e.at, Source: SourcePush, What: "push " + transition(e.from, e.to),
-				Detail: joinDetail(p.id, e.detail), Actor: actor})
+			out = append(out, ranked{Entry{At: e.at, Source: SourcePush, What: "push " + transition(e.from, e.to),
+				Detail: joinDetail(p.id, e.detail), Actor: actor}, pick(e.from == "", rankPushQueued, rankPushAnswer)})
 		}
 	}
 	return out, nil
@@ -288,6 +313,13 @@ func (s *Service) pushEvents(ctx context.Context, op, id string) ([]pushEvent, e
 		all = slices.Delete(all, pick, pick+1)
 	}
 	return out, nil
+}
+
+func pick(cond bool, yes, no int) int {
+	if cond {
+		return yes
+	}
+	return no
 }
 
 // transition renders a status change: "created" for the first, "a → b"
