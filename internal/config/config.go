@@ -53,12 +53,12 @@ type Config struct {
 	// HSTS adds Strict-Transport-Security to the HTML screens.
 	HSTS bool
 
-	Identity Identity
-	Screens  Screens
-	CTrader  CTrader
-	Platform Platform
-	SMTP     SMTP
-	SMS      SMS
+	Identity   Identity
+	Screens    Screens
+	CTrader    CTrader
+	Platform   Platform
+	SMTP       SMTP
+	SMS        SMS
 	Payments   Payments
 	Funding    Funding
 	BackOffice BackOffice
@@ -205,6 +205,13 @@ type BackOffice struct {
 	// ReconcileEvery is the interval of the scheduled reconciliation; zero
 	// runs it only on demand.
 	ReconcileEvery time.Duration
+	// KYCWithdrawalLevel is the KYC level every withdrawal needs (0: none);
+	// KYCVerifiedLevel is the level from which a user counts as verified;
+	// KYCUnverifiedAllowance is, per currency, the lifetime deposit total
+	// of a user below it (empty: no allowance rule).
+	KYCWithdrawalLevel     int
+	KYCVerifiedLevel       int
+	KYCUnverifiedAllowance map[string]money.Amount
 }
 
 // Setting is one configuration entry.

@@ -54,11 +54,12 @@ func TestDefaults(t *testing.T) {
 			DepositPath:         "/inapp/deposit",
 			WithdrawPath:        "/inapp/withdraw",
 		},
-		CTrader:    config.CTrader{Timeout: 10 * time.Second, Groups: map[string]string{"demo": "default", "live": "default"}},
-		Platform:   config.Platform{Connector: "ctrader"},
-		SMTP:       config.SMTP{Port: 587, RequireTLS: true},
-		Funding:    config.Funding{DepositExpiry: 2 * time.Hour, WizardRequire2FA: true},
-		BackOffice: config.BackOffice{StaffSessionIdle: 30 * time.Minute, StaffSessionMax: 12 * time.Hour, ReconcileEvery: time.Hour},
+		CTrader:  config.CTrader{Timeout: 10 * time.Second, Groups: map[string]string{"demo": "default", "live": "default"}},
+		Platform: config.Platform{Connector: "ctrader"},
+		SMTP:     config.SMTP{Port: 587, RequireTLS: true},
+		Funding:  config.Funding{DepositExpiry: 2 * time.Hour, WizardRequire2FA: true},
+		BackOffice: config.BackOffice{StaffSessionIdle: 30 * time.Minute, StaffSessionMax: 12 * time.Hour, ReconcileEvery: time.Hour,
+			KYCWithdrawalLevel: 1, KYCVerifiedLevel: 1},
 	}
 	// The defaults of identity's settings are identity's own defaults.
 	id := identity.DefaultConfig()

@@ -844,6 +844,34 @@ var backOfficeSettings = []Setting{
 		Show: secret,
 	},
 	{
+		Name:    "kyc-withdrawal-level",
+		Env:     "CASHIER_KYC_WITHDRAWAL_LEVEL",
+		Default: "1",
+		Usage:   "KYC level every withdrawal needs (0 to 3; 0 lets unverified users withdraw).",
+		Set:     levelSetting(func(c *Config) *int { return &c.BackOffice.KYCWithdrawalLevel }),
+	},
+	{
+		Name:    "kyc-verified-level",
+		Env:     "CASHIER_KYC_VERIFIED_LEVEL",
+		Default: "1",
+		Usage:   "KYC level from which a user counts as verified; below it the unverified deposit allowance applies (0 to 3).",
+		Set:     levelSetting(func(c *Config) *int { return &c.BackOffice.KYCVerifiedLevel }),
+	},
+	{
+		Name:    "kyc-unverified-allowance",
+		Env:     "CASHIER_KYC_UNVERIFIED_ALLOWANCE",
+		Default: "",
+		Usage:   "Per currency, the lifetime deposit total of a user below the verified KYC level, as USD:2000.00,EUR:1800; empty means no allowance rule.",
+		Set: func(c *Config, v string) error {
+			limits, err := funding.ParseAutoApproveLimits(v)
+			if err != nil {
+				return fmt.Errorf("is not a list of CODE:AMOUNT (%s)", errs.MessageOf(err))
+			}
+			c.BackOffice.KYCUnverifiedAllowance = limits
+			return nil
+		},
+	},
+	{
 		Name:    "reconcile-every",
 		Env:     "CASHIER_RECONCILE_EVERY",
 		Default: "1h",
@@ -942,6 +970,18 @@ func optionalAbsURL(v string) error {
 		return fmt.Errorf("is not an absolute http:// or https:// URL")
 	}
 	return nil
+}
+
+// levelSetting parses a KYC level from 0 to 3.
+func levelSetting(field func(c *Config) *int) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 3 {
+			return fmt.Errorf("is not a KYC level from 0 to 3")
+		}
+		*field(c) = n
+		return nil
+	}
 }
 
 func boolSetting(field func(c *Config) *bool) func(c *Config, v string) error {
