@@ -156,6 +156,25 @@ func TestRecordTxCommitsWithTheCaller(t *testing.T) {
 		if len(got) != 1 || got[0].Seq != 1 || got[0].Subject != "dep_2" {
 			t.Errorf("after a rollback and a commit the trail is %+v, want dep_2 as entry 1", got)
 		}
+
+		// Several records in one transaction follow each other in the chain.
+		if err := db.Transact(ctx, func(tx *sqlstore.Tx) error {
+			for _, s := range []string{"tr_1", "tr_2", "tr_3"} {
+				if err := rec.RecordTx(ctx, tx, audit.Record{Actor: "system", Action: "ledger.transfer", Subject: s}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := l.Verify(ctx, audit.VerifyOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.OK() || rep.Checked != 4 {
+			t.Errorf("after three records in one transaction: %d checked, problems %v; want 4, clean", rep.Checked, rep.Problems)
+		}
 	}, audit.Schema)
 }
 
