@@ -1,0 +1,387 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/json"
+	"html"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/opencashier/cashier/internal/errs"
+)
+
+// User is a virtual trader: cashier credentials, cTID user id, one
+// trading account, and the tokens cTrader holds for them. Each user sends
+// its browser's requests from a loopback address of its own (127.2.x.y),
+// as traders do from their own devices; the cashier limits form posts per
+// client address.
+type User struct {
+	Email       string `json:"email"`
+	Password    string `json:"password"`
+	CTID        int64  `json:"ctid"`
+	Login       int64  `json:"login"`
+	Currency    string `json:"currency"`
+	AccessToken string `json:"accessToken,omitempty"`
+
+	mu    sync.Mutex
+	inapp string
+	http  *http.Client
+}
+
+// userAddr is the loopback address of the i-th user.
+func userAddr(i int) net.IP { return net.IPv4(127, 2, byte(i/250%250), byte(i%250+1)) }
+
+// attach gives the i-th user its browser.
+func (u *User) attach(i int) { u.http = newHTTPClient(userAddr(i)) }
+
+func (u *User) inAppToken() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.inapp
+}
+
+func (u *User) setTokens(access, inapp string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if access != "" {
+		u.AccessToken = access
+	}
+	u.inapp = inapp
+}
+
+// authorizeOut is the answer of /oauth2/onetime/authorize and /oauth2/authorize.
+type authorizeOut struct {
+	AccessToken string          `json:"accessToken"`
+	UserID      json.RawMessage `json:"userId"` // a number (a string is allowed by the spec)
+	InAppToken  string          `json:"inappToken"`
+}
+
+func (a authorizeOut) userID() int64 {
+	var n int64
+	if json.Unmarshal(a.UserID, &n) == nil {
+		return n
+	}
+	var s string
+	if json.Unmarshal(a.UserID, &s) == nil {
+		if v, err := json.Number(s).Int64(); err == nil {
+			return v
+		}
+	}
+	return 0
+}
+
+// exchangeCode does what cTrader does with the login token the broker's
+// screen sends to the success URL: it exchanges it for the user's id,
+// accessToken and inappToken.
+func (c *Client) exchangeCode(ctx context.Context, u *User, x exchange, step string) error {
+	loc, err := x.location()
+	if err != nil || loc.Query().Get("token") == "" {
+		return &StepError{Step: step, Code: "no login token in the redirect"}
+	}
+	var out authorizeOut
+	if err := c.ctraderCall(ctx, "authorize", "/oauth2/onetime/authorize", nil, map[string]string{"code": loc.Query().Get("token")}, &out); err != nil {
+		return err
+	}
+	id := out.userID()
+	if id == 0 {
+		return &StepError{Step: "authorize", Code: "no userId in the answer"}
+	}
+	u.CTID = id
+	u.setTokens(out.AccessToken, out.InAppToken)
+	return nil
+}
+
+// SignUp signs the user up on the broker's signup screen with a new
+// trading account in currency (the cashier opens it on the platform), and
+// exchanges the login token as cTrader does. The account's login is found
+// afterwards with ResolveLogins.
+func (c *Client) SignUp(ctx context.Context, u *User, currency string) error {
+	form := url.Values{"email": {u.Email}, "password": {u.Password}, "password_confirm": {u.Password}, "open_account": {"on"},
+		"environment": {"demo"}, "currency": {currency}, "remember": {"on"}, "lang": {"en"}, "source": {"Web"}}
+	x, err := c.postForm(ctx, u.http, "signup", c.t.CashierURL+"/auth/signup", form, http.StatusSeeOther)
+	if err != nil {
+		return err
+	}
+	u.Currency = currency
+	return c.exchangeCode(ctx, u, x, "signup")
+}
+
+// LogIn gets the user a fresh inappToken: with the accessToken cTrader
+// keeps (/oauth2/authorize, as the app does at every launch), or, when
+// there is none or the cashier refuses it, by logging in on the broker's
+// login screen.
+func (c *Client) LogIn(ctx context.Context, u *User) error {
+	if u.AccessToken != "" {
+		var out authorizeOut
+		err := c.ctraderCall(ctx, "authorize", "/oauth2/authorize", nil, map[string]string{"accessToken": u.AccessToken}, &out)
+		if err == nil && out.userID() == u.CTID {
+			u.setTokens("", out.InAppToken)
+			return nil
+		}
+	}
+	form := url.Values{"email": {u.Email}, "password": {u.Password}, "remember": {"on"}, "lang": {"en"}, "source": {"Web"}}
+	x, err := c.postForm(ctx, u.http, "login", c.t.CashierURL+"/auth/login", form, http.StatusSeeOther)
+	if err != nil {
+		return err
+	}
+	return c.exchangeCode(ctx, u, x, "login")
+}
+
+// ResolveLogins sets the trading login of each user without one from the
+// simulator's cTID users (GET /_sim/users).
+func (c *Client) ResolveLogins(ctx context.Context, users []*User) error {
+	var all []struct {
+		UserID int64   `json:"userId"`
+		Logins []int64 `json:"logins"`
+	}
+	if err := c.simGet(ctx, "/_sim/users", &all); err != nil {
+		return err
+	}
+	logins := map[int64][]int64{}
+	for _, su := range all {
+		logins[su.UserID] = su.Logins
+	}
+	for _, u := range users {
+		if u.Login != 0 {
+			continue
+		}
+		ls := logins[u.CTID]
+		if len(ls) == 0 {
+			return errs.Ef(errs.NotFound, "loadtest.ResolveLogins", "cTID user %d (%s) has no trading account on the simulator", u.CTID, u.Email)
+		}
+		u.Login = ls[0]
+	}
+	return nil
+}
+
+// LoadUsers reads users saved by SaveUsers; a missing file is no users.
+func LoadUsers(path string) ([]*User, error) {
+	b, err := os.ReadFile(path) // #nosec G304 -- a file the operator names
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, errs.Wrap("loadtest.LoadUsers", err)
+	}
+	var users []*User
+	if err := json.Unmarshal(b, &users); err != nil {
+		return nil, errs.Wrap("loadtest.LoadUsers "+path, err)
+	}
+	return users, nil
+}
+
+// SaveUsers writes users (with their passwords and accessTokens: keep the
+// file private) so that a later run can reuse them.
+func SaveUsers(path string, users []*User) error {
+	b, err := json.MarshalIndent(users, "", " ")
+	if err != nil {
+		return errs.Wrap("loadtest.SaveUsers", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return errs.Wrap("loadtest.SaveUsers", err)
+	}
+	return errs.Wrap("loadtest.SaveUsers", os.Rename(tmp, path))
+}
+
+// Test cards of the sandbox provider.
+const (
+	CardSucceeds = "4242424242424242"
+	CardThreeDS  = "4000000000003220"
+	CardDeclined = "4000000000000002"
+	threeDSCode  = "123456"
+)
+
+// DepositSpec is one deposit to drive.
+type DepositSpec struct {
+	Amount string // in the account's currency, e.g. "20.00"
+	Card   string // a sandbox test card (default CardSucceeds)
+	// FormID is the confirmation form's idempotency key (default: a new one).
+	FormID string
+}
+
+var returnLinkRE = regexp.MustCompile(`href="([^"]*/deposit/return\?[^"]*)"`)
+
+// Deposit drives one card deposit as cTrader, the app and the trader's
+// browser do: a one-time token, the cashier screen, the confirmation, the
+// card on the sandbox's hosted page (and its 3-D Secure code), back to the
+// cashier, then the status page's JSON until the outcome. It returns the
+// deposit's final status (completed, declined, …) and an error if a step
+// failed or ctx ended first.
+func (c *Client) Deposit(ctx context.Context, u *User, d DepositSpec) (string, error) {
+	if d.Card == "" {
+		d.Card = CardSucceeds
+	}
+	if d.FormID == "" {
+		d.FormID = "req_" + uuid.NewString()
+	}
+	h, err := c.openScreen(ctx, u, "deposit")
+	if err != nil {
+		return "", err
+	}
+	x, err := c.postForm(ctx, u.http, "confirm", c.t.CashierURL+"/inapp/deposit/confirm", url.Values{"s": {h}, "method": {"card"},
+		"currency": {u.Currency}, "amount": {d.Amount}, "id": {d.FormID}}, http.StatusSeeOther)
+	if err != nil {
+		return "", err
+	}
+	checkout, err := x.location()
+	if err != nil {
+		return "", &StepError{Step: "confirm", Code: "bad redirect", Err: err}
+	}
+	var ret *url.URL
+	if strings.HasSuffix(checkout.Path, "/deposit/status") {
+		ret = checkout // no hosted page: straight to the status page
+	} else {
+		if ret, err = c.payByCard(ctx, u, checkout, d.Card); err != nil {
+			return "", err
+		}
+		x, err = c.do(ctx, u.http, "return", http.MethodGet, ret.String(), nil, "", http.StatusSeeOther)
+		if err != nil {
+			return "", err
+		}
+		if ret, err = x.location(); err != nil {
+			return "", &StepError{Step: "return", Code: "bad redirect", Err: err}
+		}
+	}
+	t := ret.Query().Get("t")
+	if t == "" {
+		return "", &StepError{Step: "return", Code: "no status ticket"}
+	}
+	return c.status(ctx, u, "/inapp/deposit/status.json", t, func(_ string, final bool) bool { return final })
+}
+
+// payByCard fills the sandbox's hosted card page (and the 3-D Secure
+// step) and returns where the provider sends the browser back.
+func (c *Client) payByCard(ctx context.Context, u *User, checkout *url.URL, card string) (*url.URL, error) {
+	x, err := c.postForm(ctx, u.http, "card", checkout.String()+"/card", url.Values{"number": {card}, "expiry": {"12/39"},
+		"cvc": {"123"}, "name": {"Load Test"}}, http.StatusSeeOther)
+	if err != nil {
+		return nil, err
+	}
+	next, err := x.location()
+	if err != nil {
+		return nil, &StepError{Step: "card", Code: "bad redirect", Err: err}
+	}
+	if strings.HasSuffix(next.Path, "/3ds") {
+		x, err = c.postForm(ctx, u.http, "3ds", next.String(), url.Values{"code": {threeDSCode}}, http.StatusSeeOther)
+		if err != nil {
+			return nil, err
+		}
+		if next, err = x.location(); err != nil {
+			return nil, &StepError{Step: "3ds", Code: "bad redirect", Err: err}
+		}
+	}
+	if strings.Contains(next.Path, "/deposit/return") {
+		return next, nil
+	}
+	// Already paid (a step sent again after a restart): the hosted page
+	// shows the outcome with the link back.
+	x, err = c.do(ctx, u.http, "checkout", http.MethodGet, next.String(), nil, "", http.StatusOK)
+	if err != nil {
+		return nil, err
+	}
+	m := returnLinkRE.FindSubmatch(x.body)
+	if m == nil {
+		return nil, &StepError{Step: "checkout", Code: "no way back to the cashier"}
+	}
+	back, err := url.Parse(html.UnescapeString(string(m[1])))
+	if err != nil {
+		return nil, &StepError{Step: "checkout", Code: "bad return link", Err: err}
+	}
+	return x.url.ResolveReference(back), nil
+}
+
+// WithdrawalSpec is one withdrawal to drive.
+type WithdrawalSpec struct {
+	Amount string // in the account's currency
+	IBAN   string // default a valid German test IBAN
+	FormID string // default: a new one
+	// Reviewable, when set, ends the wait at awaiting_approval too.
+	Reviewable bool
+}
+
+// Withdraw drives one bank-transfer withdrawal through the cashier
+// screens: a one-time token, the screen, the confirmation, then the status
+// JSON until the outcome (completed when paid out). It returns the last
+// status and an error if a step failed or ctx ended first.
+func (c *Client) Withdraw(ctx context.Context, u *User, w WithdrawalSpec) (string, error) {
+	if w.IBAN == "" {
+		w.IBAN = "DE89370400440532013000"
+	}
+	if w.FormID == "" {
+		w.FormID = "req_" + uuid.NewString()
+	}
+	h, err := c.openScreen(ctx, u, "withdraw")
+	if err != nil {
+		return "", err
+	}
+	x, err := c.postForm(ctx, u.http, "confirm", c.t.CashierURL+"/inapp/withdraw/confirm", url.Values{"s": {h}, "method": {"bank-transfer"},
+		"amount": {w.Amount}, "holderName": {"Load Test"}, "iban": {w.IBAN}, "id": {w.FormID}}, http.StatusSeeOther)
+	if err != nil {
+		return "", err
+	}
+	t, err := ticketOf(x, "confirm")
+	if err != nil {
+		return "", err
+	}
+	return c.status(ctx, u, "/inapp/withdraw/status.json", t, func(st string, final bool) bool {
+		return final || st == "failed" || st == "rejected" || w.Reviewable && st == "awaiting_approval"
+	})
+}
+
+// Setup makes users ready to drive, parallel at a time: the first known
+// (loaded from a file) get a fresh inappToken (LogIn), the others sign up
+// with a trading account in currency. Each user gets its browser, sending
+// from its own loopback address by its index. It returns the first error.
+func Setup(ctx context.Context, c *Client, users []*User, known int, currency string, parallel int) error {
+	for i, u := range users {
+		u.attach(i)
+	}
+	work := make(chan int)
+	errc := make(chan error, parallel)
+	var wg sync.WaitGroup
+	for range max(parallel, 1) {
+		wg.Go(func() {
+			for i := range work {
+				var err error
+				if i < known {
+					err = c.LogIn(ctx, users[i])
+				} else {
+					err = c.SignUp(ctx, users[i], currency)
+				}
+				if err != nil {
+					errc <- errs.Wrap("loadtest.Setup "+users[i].Email, err)
+					return
+				}
+			}
+		})
+	}
+	var err error
+feed:
+	for i := range users {
+		select {
+		case work <- i:
+		case err = <-errc:
+			break feed
+		case <-ctx.Done():
+			err = ctx.Err()
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err == nil {
+		select {
+		case err = <-errc:
+		default:
+		}
+	}
+	return err
+}
