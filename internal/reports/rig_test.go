@@ -55,7 +55,7 @@ func each(t *testing.T, fn func(t *testing.T, db *sqlstore.DB)) {
 // identity (users, accounts, cashier sessions), the ledger, push with the
 // cTrader client against an in-process simulator, payments with the
 // sandbox provider served on 127.0.0.1, funding, and a job runner drained
-// one job at a time with the fake clock one millisecond further after
+// one job at a time with the fake clock one millisecond further before
 // each, so that every step has its own instant. reports reads the lot.
 type rig struct {
 	t       *testing.T
@@ -181,10 +181,11 @@ func (r *rig) fatalf(format string, args ...any) {
 }
 
 // run runs every job that is due, one at a time, moving the clock one
-// millisecond after each, until none is left.
+// millisecond before each, until none is left.
 func (r *rig) run() {
 	r.t.Helper()
 	for range 1000 {
+		r.clk.Advance(time.Millisecond)
 		n, err := r.runner.RunOnce(context.Background())
 		if err != nil {
 			r.fatalf("jobs: %v", err)
@@ -192,7 +193,6 @@ func (r *rig) run() {
 		if n == 0 {
 			return
 		}
-		r.clk.Advance(time.Millisecond)
 	}
 	r.fatalf("jobs never ran dry")
 }
@@ -313,7 +313,7 @@ func (s story) ids(names ...string) []string {
 // 50.00 USD; she deposits 100.00 EUR into her EUR account (credited);
 // mallory deposits 30.00 USD (credited); bob opens the cashier and leaves.
 //
-// Day 2 (2026-05-05): alice withdraws 300.00 USD, above the auto-approval
+// Day 2 (2026-05-05): alice opens the cashier and withdraws 300.00 USD, above the auto-approval
 // limit, approved by staff:olga two hours later and paid out; bob
 // withdraws 50.00 USD (approved automatically, paid out) and 150.00 USD,
 // rejected by staff:olga after thirty minutes and returned; finally alice
@@ -346,13 +346,15 @@ func drive(r *rig) story {
 		}
 	}
 
-	r.advance(s.day2.Add(9*time.Hour).Sub(r.clk.Now()))
+	r.advance(s.day2.Add(9 * time.Hour).Sub(r.clk.Now()))
 	wd := func(name, user string, login int64, a money.Amount) funding.Withdrawal {
 		w := r.withdraw(user, login, a)
 		s.withdrawals[name] = w
 		s.order = append(s.order, name)
 		return w
 	}
+	r.openScreen("alice", aliceUSD)
+	s.screens++
 	w := wd("aliceWd", "alice", aliceUSD, money.New(30000, usd))
 	if w.State != funding.WithdrawalAwaitingApproval {
 		r.fatalf("alice's withdrawal is %s, want awaiting_approval", w.State)

@@ -78,8 +78,8 @@ type Timeline struct {
 // before it and still valid then). Entries of the same instant are ordered
 // cause before effect: the screen, the creation of the transaction and of
 // its payment, the provider's answer, the payment's change, the platform's
-// answer to a push, funding's change, the push that change starts; within
-// one source they keep its own order.
+// answer to a push, funding's change, the push that change starts. Each
+// source (and each push) keeps its own order.
 //
 // It returns errs.NotFound for an id that is not a known deposit or
 // withdrawal.
@@ -103,31 +103,51 @@ func (s *Service) Timeline(ctx context.Context, id string) (Timeline, error) {
 	if err := s.db.QueryRow(ctx, `SELECT payment_id FROM `+table+` WHERE id = ?`, id).Scan(&tl.PaymentID); err != nil {
 		return Timeline{}, errs.Wrap(op, err)
 	}
-	var entries []ranked
+	var lists [][]ranked
 	for _, part := range []func(context.Context, *Timeline, string) ([]ranked, error){
 		s.sessionEntries, s.fundingEntries, s.paymentEntries, s.providerEntries,
-		func(ctx context.Context, tl *Timeline, op string) ([]ranked, error) {
-			return s.pushEntries(ctx, tl, owner, op)
-		},
 	} {
 		es, err := part(ctx, &tl, op)
 		if err != nil {
 			return Timeline{}, err
 		}
-		entries = append(entries, es...)
+		lists = append(lists, es)
 	}
-	// Each part is in its own order; a stable sort keeps it among equals.
-	slices.SortStableFunc(entries, func(a, b ranked) int {
-		if c := a.At.Compare(b.At); c != 0 {
-			return c
-		}
-		return a.rank - b.rank
-	})
-	tl.Entries = make([]Entry, len(entries))
-	for i, e := range entries {
-		tl.Entries[i] = e.Entry
+	pushes, err := s.pushEntries(ctx, &tl, owner, op)
+	if err != nil {
+		return Timeline{}, err
 	}
+	tl.Entries = merge(append(lists, pushes...))
 	return tl, nil
+}
+
+// merge interleaves lists that are each in their own order (a source's
+// sequence) into one: it takes the earliest head, and among heads of the
+// same instant the one of lowest rank. Each list's order is kept even
+// where its instants tie with another's.
+func merge(lists [][]ranked) []Entry {
+	var out []Entry
+	for {
+		best := -1
+		for i, l := range lists {
+			if len(l) == 0 {
+				continue
+			}
+			if best < 0 {
+				best = i
+				continue
+			}
+			h, b := l[0], lists[best][0]
+			if c := h.At.Compare(b.At); c < 0 || c == 0 && h.rank < b.rank {
+				best = i
+			}
+		}
+		if best < 0 {
+			return out
+		}
+		out = append(out, lists[best][0].Entry)
+		lists[best] = lists[best][1:]
+	}
 }
 
 func kindsOf(id string) []Kind {
@@ -228,7 +248,7 @@ func (s *Service) providerEntries(ctx context.Context, tl *Timeline, op string) 
 	return out, errs.Wrap(op, rows.Err())
 }
 
-func (s *Service) pushEntries(ctx context.Context, tl *Timeline, owner, op string) ([]ranked, error) {
+func (s *Service) pushEntries(ctx context.Context, tl *Timeline, owner, op string) ([][]ranked, error) {
 	type push struct{ id, resolvedBy string }
 	var pushes []push
 	rows, err := s.db.Query(ctx, `SELECT id, resolved_by FROM pushes WHERE owner = ? AND owner_id = ? ORDER BY created_at, id`, owner, tl.Row.ID)
@@ -247,8 +267,9 @@ func (s *Service) pushEntries(ctx context.Context, tl *Timeline, owner, op strin
 	if err := rows.Err(); err != nil {
 		return nil, errs.Wrap(op, err)
 	}
-	var out []ranked
+	var out [][]ranked
 	for _, p := range pushes {
+		var list []ranked
 		tl.PushIDs = append(tl.PushIDs, p.id)
 		events, err := s.pushEvents(ctx, op, p.id)
 		if err != nil {
@@ -259,9 +280,10 @@ func (s *Service) pushEntries(ctx context.Context, tl *Timeline, owner, op strin
 			if strings.HasPrefix(e.to, "resolved_") {
 				actor = p.resolvedBy
 			}
-			out = append(out, ranked{Entry{At: e.at, Source: SourcePush, What: "push " + transition(e.from, e.to),
+			list = append(list, ranked{Entry{At: e.at, Source: SourcePush, What: "push " + transition(e.from, e.to),
 				Detail: joinDetail(p.id, e.detail), Actor: actor}, pick(e.from == "", rankPushQueued, rankPushAnswer)})
 		}
+		out = append(out, list)
 	}
 	return out, nil
 }
