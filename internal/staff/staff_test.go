@@ -837,3 +837,47 @@ func TestWithTheRealAuditLog(t *testing.T) {
 		}
 	}, audit.Schema, staff.Schema)
 }
+
+// TestOneCodeOneLoginUnderConcurrency completes two pending logins with
+// the same code at the same time: exactly one gets a session.
+func TestOneCodeOneLoginUnderConcurrency(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
+		e := newEnv(t, db)
+		e.add("cc@broker.example", staff.Finance)
+		e.login("cc@broker.example")
+		e.clk.Advance(30 * time.Second)
+		var tokens []string
+		for range 2 {
+			p, err := e.svc.BeginLogin(e.ctx, "cc@broker.example", password)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokens = append(tokens, p.Token)
+		}
+		code := e.code("cc@broker.example")
+		errc := make(chan error, len(tokens))
+		start := make(chan struct{})
+		for _, tok := range tokens {
+			go func() {
+				<-start
+				_, err := e.svc.CompleteLogin(e.ctx, tok, code)
+				errc <- err
+			}()
+		}
+		close(start)
+		var ok, replay int
+		for range tokens {
+			switch err := <-errc; {
+			case err == nil:
+				ok++
+			case errs.CodeOf(err) == errs.Unauthorized && strings.Contains(errs.MessageOf(err), "already been used"):
+				replay++
+			default:
+				t.Errorf("CompleteLogin: %v", err)
+			}
+		}
+		if ok != 1 || replay != 1 {
+			t.Errorf("%d logins and %d replays refused, want 1 and 1", ok, replay)
+		}
+	}, staff.Schema)
+}
