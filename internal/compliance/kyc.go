@@ -128,7 +128,8 @@ func (s *Service) SetKYC(ctx context.Context, actor string, userID string, p Pro
 }
 
 // Profile returns the user's KYC profile; a user without one gets the
-// default level and country (Stored false). It returns errs.Invalid for a
+// default level and country (Stored false), a profile without a country
+// the default country. It returns errs.Invalid for a
 // malformed user id and a wrapped database error otherwise.
 func (s *Service) Profile(ctx context.Context, userID string) (Profile, error) {
 	const op = "compliance.Profile"
@@ -145,11 +146,15 @@ type querier interface {
 	Query(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// profileFrom is the stored profile or the default.
+// profileFrom is the stored profile or the default, with the default
+// country when the profile has none.
 func (s *Service) profileFrom(ctx context.Context, q querier, userID string) (Profile, error) {
 	p, err := storedProfile(ctx, q, userID, "")
 	if errs.Is(err, errs.NotFound) {
 		return Profile{UserID: userID, Level: s.opt.DefaultKYCLevel, Country: s.opt.DefaultCountry}, nil
+	}
+	if p.Country == "" {
+		p.Country = s.opt.DefaultCountry
 	}
 	return p, err
 }

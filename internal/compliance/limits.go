@@ -38,11 +38,11 @@ func (k LimitKey) String() string {
 }
 
 // Limit caps what one user moves per calendar day and per calendar month
-// in one direction and currency. It applies to users at KYCLevel and
-// above, up to the next level that has its own limit for the same
-// direction, method and currency. A limit with Method AnyMethod counts
-// every method together; one with a method id counts only that method
-// (a user may be bound by both).
+// in one direction and currency. The limits of a level apply to users at
+// that level and above, up to the next level that has limits of its own
+// for the same direction and currency (which then replace them all). A
+// limit with Method AnyMethod counts every method together; one with a
+// method id counts only that method (a user may be bound by both).
 //
 // A zero amount or count means no cap of that kind.
 type Limit struct {
@@ -243,24 +243,24 @@ func (s *Service) limitsWhere(ctx context.Context, q querier, where string, args
 }
 
 // applicableLimits are the limits that bind a user at level for a
-// transaction of kind by method in currency: for the method itself and for
-// AnyMethod, each the one of the highest level not above the user's.
+// transaction of kind by method in currency: of the highest level not above
+// the user's that has limits for kind and currency, the method's own limit
+// and the AnyMethod one (method first).
 func (s *Service) applicableLimits(ctx context.Context, tx *sqlstore.Tx, kind, method, currency string, level int) ([]Limit, error) {
-	all, err := s.limitsWhere(ctx, tx, `direction = ? AND currency = ? AND method IN (?, ?) AND kyc_level <= ?`,
-		kind, currency, method, AnyMethod, level)
+	all, err := s.limitsWhere(ctx, tx, `direction = ? AND currency = ? AND kyc_level <= ?`, kind, currency, level)
 	if err != nil {
 		return nil, err
 	}
-	best := map[string]Limit{}
+	top := -1
 	for _, l := range all {
-		if b, ok := best[l.Method]; !ok || l.KYCLevel > b.KYCLevel {
-			best[l.Method] = l
-		}
+		top = max(top, l.KYCLevel)
 	}
 	var out []Limit
 	for _, m := range []string{method, AnyMethod} {
-		if l, ok := best[m]; ok {
-			out = append(out, l)
+		for _, l := range all {
+			if l.KYCLevel == top && l.Method == m {
+				out = append(out, l)
+			}
 		}
 	}
 	return out, nil

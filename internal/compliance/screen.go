@@ -260,7 +260,7 @@ func declinedAttempts(ctx context.Context, tx *sqlstore.Tx, r Rule, c funding.Ch
 	if n < int64(r.Count) {
 		return "", nil
 	}
-	return fmt.Sprintf("Declined attempts: the user had %s declined or failed within %s before this one; the rule holds the next deposit from %d.",
+	return fmt.Sprintf("Declined attempts: the user had %s declined or failed within %s before this one; the rule holds the next deposit after %d or more.",
 		plural(n, "deposit"), formatDuration(r.Window), r.Count), nil
 }
 
