@@ -62,7 +62,7 @@ func TestHoldsFollowTheTransaction(t *testing.T) {
 		want := compliance.Hold{TxnID: "dep_held", UserID: u, Kind: funding.KindDeposit, Stage: funding.StagePaid,
 			Rule: compliance.RuleDeclinedAttempts, Rules: []string{compliance.RuleDeclinedAttempts, compliance.RuleCardCountry},
 			Explanation: v.Explanation + " Card country: the card that paid 250.00 USD was issued in NG, but the user's country is DE.",
-			Login: 1001, MethodID: "card", Amount: amt(t, "250.00", usd), CardCountry: "NG", State: compliance.HoldOpen,
+			Login:       1001, MethodID: "card", Amount: amt(t, "250.00", usd), CardCountry: "NG", State: compliance.HoldOpen,
 			CreatedAt: r.clk.Now().Add(-time.Minute), OpenedAt: r.clk.Now()}
 		if diff := cmp.Diff(want, h); diff != "" {
 			t.Errorf("hold when paid (-want +got):\n%s", diff)
