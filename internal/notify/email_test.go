@@ -182,8 +182,8 @@ func TestEmailToAnAddressTheMailerRefusesIsDeadAtOnce(t *testing.T) {
 		if j := r.job(t, d.JobID); j.State != jobs.Dead {
 			t.Errorf("job is %s, want dead", j.State)
 		}
-		if r.mailer.calls != 1 {
-			t.Errorf("mailer called %d times, want 1", r.mailer.calls)
+		if n := r.mailer.sends(); n != 1 {
+			t.Errorf("mailer called %d times, want 1", n)
 		}
 	}, Schema, jobs.Schema)
 }

@@ -60,6 +60,12 @@ func (m *fakeMailer) failNext(errs ...error) {
 	m.fails = append(m.fails, errs...)
 }
 
+func (m *fakeMailer) sends() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.calls
+}
+
 func (m *fakeMailer) messages() []mail.Message {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -102,7 +108,13 @@ type rig struct {
 
 func newRig(t *testing.T, db *sqlstore.DB, cfg Config) *rig {
 	t.Helper()
-	r := &rig{db: db, clock: clock.NewFake(t0), mailer: &fakeMailer{}, audit: &auditLog{}}
+	return newRigOn(t, db, clock.NewFake(t0), cfg)
+}
+
+// newRigOn is newRig on a given fake clock.
+func newRigOn(t *testing.T, db *sqlstore.DB, fc *clock.Fake, cfg Config) *rig {
+	t.Helper()
+	r := &rig{db: db, clock: fc, mailer: &fakeMailer{}, audit: &auditLog{}}
 	svc, err := New(Deps{DB: db, Clock: r.clock, Mailer: r.mailer, Notify: func() { r.notified.Add(1) }, Logger: discard, Audit: r.audit}, cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
