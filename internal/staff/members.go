@@ -467,8 +467,10 @@ func (s *Service) ChangePassword(ctx context.Context, sess Session, current, nex
 		return errs.E(errs.Unauthorized, op, "not signed in")
 	}
 	var hash string
+	now := sqlstore.Micros(s.now())
 	err := s.db.QueryRow(ctx, `SELECT m.password_hash FROM staff_sessions s JOIN staff_members m ON m.id = s.member_id
-		WHERE s.token_hash = ? AND m.id = ?`, tokenHash(sess.Token), sess.Member.ID).Scan(&hash)
+		WHERE s.token_hash = ? AND m.id = ? AND m.status = ? AND s.expires_at > ? AND s.idle_expires_at > ?`,
+		tokenHash(sess.Token), sess.Member.ID, string(StatusActive), now, now).Scan(&hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return errs.E(errs.Unauthorized, op, "not signed in")
 	}

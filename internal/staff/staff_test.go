@@ -718,10 +718,14 @@ func TestPasswords(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
 		e := newEnv(t, db)
 		m := e.add("pia@broker.example", staff.Finance)
+		stale := e.login("pia@broker.example")
+		e.clk.Advance(staff.DefaultSessionIdle)
+		err := e.svc.ChangePassword(e.ctx, stale, password, "a brand new passphrase")
+		wantCode(t, "ChangePassword from an expired session", err, errs.Unauthorized)
 		here := e.login("pia@broker.example")
 		elsewhere := e.login("pia@broker.example")
 
-		err := e.svc.ChangePassword(e.ctx, here, "not my password", "a brand new passphrase")
+		err = e.svc.ChangePassword(e.ctx, here, "not my password", "a brand new passphrase")
 		wantCode(t, "ChangePassword with a wrong current password", err, errs.Unauthorized)
 		err = e.svc.ChangePassword(e.ctx, here, password, "too short")
 		wantCode(t, "ChangePassword to a short password", err, errs.Invalid)
