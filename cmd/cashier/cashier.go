@@ -105,6 +105,7 @@ func commands() []command {
 		{"withdrawals", "list withdrawals awaiting approval; approve or reject one", (*Main).withdrawals},
 		{"transfers", "seed 003 cash transfers: a bank's micro-deposit amounts; settle a transfer", (*Main).transfers},
 		{"tasks", "list what operators have to look at", (*Main).tasks},
+		{"audit", "verify the audit trail's hash chain; search it", (*Main).audit},
 		{"sim", "run the cTrader simulator ('cashier sim -h' lists its flags)", (*Main).sim},
 		{"version", "print the version and build information", (*Main).version},
 		{"help", "print this help", (*Main).help},

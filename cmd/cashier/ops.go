@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/opencashier/cashier/internal/audit"
 	"github.com/opencashier/cashier/internal/config"
 	"github.com/opencashier/cashier/internal/errs"
 	"github.com/opencashier/cashier/internal/funding"
@@ -110,7 +111,7 @@ func opsError(err error) error {
 // opsIdentity is the identity service for the operator commands: the
 // database only (no cTrader calls).
 func opsIdentity(db *sqlstore.DB) (*identity.Service, error) {
-	return identity.New(identity.Deps{DB: db}, identity.DefaultConfig())
+	return identity.New(identity.Deps{DB: db, Audit: audit.New(db, nil)}, identity.DefaultConfig())
 }
 
 func (m *Main) users(ctx context.Context, args []string) error {
@@ -181,14 +182,19 @@ func (m *Main) fx(ctx context.Context, args []string) error {
 	if by == "" {
 		by = "operator"
 	}
-	return opsError(payments.RunFXCommand(ctx, payments.NewRateStore(db, nil), rest, m.Stdout, by))
+	return opsError(payments.RunFXCommand(ctx, payments.NewRateStore(db, nil).Audit(audit.New(db, nil)), rest, m.Stdout, by))
 }
 
 // opsFunding is the funding service for the operator commands. It records
 // decisions and enqueues what follows (a payout, a return push); the
 // server's job workers carry them out, so its platform and provider are
-// stand-ins that are never called.
-func opsFunding(db *sqlstore.DB) (*funding.Service, error) {
+// stand-ins that are never called. Decisions are audited like the server's
+// and follow the four-eyes rule of CASHIER_WITHDRAWAL_FOUR_EYES.
+func (m *Main) opsFunding(db *sqlstore.DB) (*funding.Service, error) {
+	fourEyes, err := funding.ParseAutoApproveLimits(m.Getenv("CASHIER_WITHDRAWAL_FOUR_EYES"))
+	if err != nil {
+		return nil, usageError{fmt.Errorf("CASHIER_WITHDRAWAL_FOUR_EYES %v", errs.MessageOf(err))}
+	}
 	client, err := sandbox.NewClient(sandbox.ClientOptions{BaseURL: "http://127.0.0.1:1" + sandbox.Prefix, APIKey: "offline", WebhookSecret: "offline"})
 	if err != nil {
 		return nil, err
@@ -205,8 +211,12 @@ func opsFunding(db *sqlstore.DB) (*funding.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return funding.New(funding.Deps{DB: db, Ledger: ledger.New(db, nil), Push: push.New(db, offlinePlatform{}, push.Options{}),
-		Payments: pays, Platform: offlinePlatform{}, Accounts: idsvc}, funding.Config{})
+	trail := audit.New(db, nil)
+	books := ledger.New(db, nil)
+	books.Observe(ledgerTrail(trail))
+	return funding.New(funding.Deps{DB: db, Ledger: books, Push: push.New(db, offlinePlatform{}, push.Options{}),
+		Payments: pays, Platform: offlinePlatform{}, Accounts: idsvc, Hooks: []funding.Hook{fundingTrail(trail)}},
+		funding.Config{FourEyesAbove: fourEyes})
 }
 
 const withdrawalsUsage = `usage: cashier withdrawals list
@@ -220,7 +230,7 @@ func (m *Main) withdrawals(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	svc, err := opsFunding(db)
+	svc, err := m.opsFunding(db)
 	if err != nil {
 		return err
 	}
@@ -283,7 +293,7 @@ func (m *Main) tasks(ctx context.Context, args []string) error {
 	if len(rest) > 0 {
 		return usageError{fmt.Errorf("tasks takes no arguments, got %q", rest[0])}
 	}
-	svc, err := opsFunding(db)
+	svc, err := m.opsFunding(db)
 	if err != nil {
 		return err
 	}

@@ -59,6 +59,11 @@ func TestOperatorCommands(t *testing.T) {
 		{"approve an unknown withdrawal", "", []string{"withdrawals", "approve", "wd_nope", "-by", "olga"}, 1, nil},
 		{"withdrawals without a command", "", []string{"withdrawals"}, 2, nil},
 		{"tasks", "", []string{"tasks"}, 0, []string{"0 tasks"}},
+		{"operators' changes are in the audit trail", "", []string{"audit", "search", "--action", "setting.changed"}, 0,
+			[]string{"olga", "fx:EUR/USD", "1.0835"}},
+		{"token revocations are in the audit trail", "", []string{"audit", "search", "--action", "token.revoked"}, 0,
+			[]string{"crmApiToken"}},
+		{"the audit trail verifies", "", []string{"audit", "verify"}, 0, []string{"checked 2 entries", "clean"}},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {

@@ -35,7 +35,7 @@ func (m *Main) transfers(ctx context.Context, args []string) error {
 	if len(rest) < 2 || strings.HasPrefix(rest[1], "-") {
 		return bad("transfers needs a command and an id: micro-deposits BANK_ID or settle ORDER_ID")
 	}
-	svc, err := opsBanking(db)
+	svc, err := m.opsBanking(db)
 	if err != nil {
 		return err
 	}
@@ -71,8 +71,8 @@ func (m *Main) transfers(ctx context.Context, args []string) error {
 // opsBanking is banking for the operator commands: it settles transfers
 // through funding (opsFunding) and neither sends micro-deposits nor reads
 // balances.
-func opsBanking(db *sqlstore.DB) (*banking.Service, error) {
-	fund, err := opsFunding(db)
+func (m *Main) opsBanking(db *sqlstore.DB) (*banking.Service, error) {
+	fund, err := m.opsFunding(db)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/opencashier/cashier/internal/audit"
 	"github.com/opencashier/cashier/internal/banking"
 	"github.com/opencashier/cashier/internal/clientauth"
 	"github.com/opencashier/cashier/internal/clock"
@@ -64,6 +65,7 @@ func schemas() []sqlstore.Schema {
 		banking.Schema,        // 00520
 		twofactor.Schema,      // 00550
 		withdrawwizard.Schema, // 00560
+		audit.Schema,          // 00600
 	}
 }
 
@@ -110,6 +112,7 @@ type app struct {
 	// off says which parts are not running and why, for the start-up log.
 	off map[string]string
 
+	audit     *audit.Log
 	identity  *identity.Service
 	ctrader   *ctrader.Client
 	connector platform.Connector
@@ -180,6 +183,8 @@ func buildApp(ctx context.Context, w wiring) (*app, error) {
 		w.clock = clock.System{}
 	}
 	a := &app{jobs: map[string]jobs.Handler{}, notify: &notifier{}, off: map[string]string{}}
+	// The audit trail: every part that changes money or state records in it.
+	a.audit = audit.New(w.db, w.clock)
 	sec := httpx.SecurityHeaders(httpx.SecurityOptions{FrameAncestors: cfg.FrameAncestors, HSTS: cfg.HSTS})
 
 	// The trading platform.
@@ -217,7 +222,7 @@ func buildApp(ctx context.Context, w wiring) (*app, error) {
 	}
 
 	// Identity and the endpoints cTrader calls.
-	deps := identity.Deps{DB: w.db, Clock: w.clock, Logger: w.log}
+	deps := identity.Deps{DB: w.db, Clock: w.clock, Logger: w.log, Audit: a.audit}
 	if adapter != nil {
 		deps.Provisioner, deps.Traders, deps.Redeemer, deps.Lookup = adapter, adapter, adapter, adapter
 	}
@@ -289,7 +294,7 @@ func buildApp(ctx context.Context, w wiring) (*app, error) {
 		if err != nil {
 			return nil, err
 		}
-		rates := payments.Sources{payments.NewRateStore(w.db, w.clock), static}
+		rates := payments.Sources{payments.NewRateStore(w.db, w.clock).Audit(a.audit), static}
 		if w.rates != nil {
 			rates = append(rates, w.rates)
 		}
@@ -331,9 +336,11 @@ func buildApp(ctx context.Context, w wiring) (*app, error) {
 
 	// Deposits and withdrawals.
 	if a.push != nil && a.payments != nil {
-		fsvc, err := funding.New(funding.Deps{DB: w.db, Clock: w.clock, Ledger: ledger.New(w.db, w.clock), Push: a.push,
+		books := ledger.New(w.db, w.clock)
+		books.Observe(ledgerTrail(a.audit))
+		fsvc, err := funding.New(funding.Deps{DB: w.db, Clock: w.clock, Ledger: books, Push: a.push,
 			Payments: a.payments, Platform: a.connector, Accounts: idsvc, Mailer: mailer, Observer: observer,
-			Notify: a.notify.Notify, Logger: w.log}, funding.Config{
+			Notify: a.notify.Notify, Logger: w.log, Hooks: []funding.Hook{fundingTrail(a.audit)}}, funding.Config{
 			AutoApproveWithdrawalsUpTo: cfg.Funding.AutoApprove, AutoApproveMethods: cfg.Funding.AutoApproveMethods,
 			Require2FA: cfg.Funding.Require2FA, DepositExpiry: cfg.Funding.DepositExpiry, FourEyesAbove: cfg.Funding.FourEyesAbove})
 		if err != nil {
