@@ -115,6 +115,11 @@ func (s *Service) add(ctx context.Context, tx *sqlstore.Tx, d Delivery, kind str
 		return false, err
 	}
 	now := sqlstore.Micros(s.clock.Now())
+	// PostgreSQL's TEXT takes neither NUL nor invalid UTF-8; a stray byte
+	// in an event must not roll its status change back.
+	for _, f := range []*string{&d.Type, &d.Kind, &d.SubjectID, &d.UserID, &d.From, &d.To, &d.Recipient, &d.Lang, &d.Subject, &d.Body} {
+		*f = clean(*f)
+	}
 	res, err := tx.Exec(ctx, `INSERT INTO notify_deliveries (id, channel, event_type, kind, subject_id, user_id, from_status, to_status,
 		seq, recipient, lang, subject, body, job_id, state, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (id) DO NOTHING`,
@@ -349,12 +354,17 @@ func (s *Service) recordAttempt(ctx context.Context, d Delivery, recipient strin
 			state = Dead
 		}
 		_, err = s.db.Exec(ctx, `UPDATE notify_deliveries SET state = ?, attempts = attempts + 1, last_status = ?, last_error = ?,
-			recipient = ?, updated_at = ? WHERE id = ?`, string(state), status, truncate(failure.Error(), 2000), recipient, now, d.ID)
+			recipient = ?, updated_at = ? WHERE id = ?`, string(state), status, clean(truncate(failure.Error(), 2000)), recipient, now, d.ID)
 	}
 	if err != nil {
 		s.log.Error("notify: recording a delivery attempt failed", "id", d.ID, "err", err)
 	}
 	return errs.Wrap("notify.recordAttempt", err)
+}
+
+// clean makes s storable as text: valid UTF-8 without NUL.
+func clean(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
 }
 
 // truncate shortens s to at most n bytes on a rune boundary.
