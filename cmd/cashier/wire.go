@@ -40,6 +40,7 @@ import (
 	"github.com/opencashier/cashier/internal/psp/sandbox"
 	"github.com/opencashier/cashier/internal/push"
 	"github.com/opencashier/cashier/internal/sqlstore"
+	"github.com/opencashier/cashier/internal/staff"
 	"github.com/opencashier/cashier/internal/twofactor"
 	"github.com/opencashier/cashier/internal/web"
 	"github.com/opencashier/cashier/internal/web/authpages"
@@ -66,6 +67,7 @@ func schemas() []sqlstore.Schema {
 		twofactor.Schema,      // 00550
 		withdrawwizard.Schema, // 00560
 		audit.Schema,          // 00600
+		staff.Schema,          // 00610
 	}
 }
 
