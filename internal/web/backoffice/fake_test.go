@@ -773,6 +773,7 @@ func (f *fakeAudit) Search(_ context.Context, q bo.AuditQuery) ([]bo.AuditEntry,
 			out = append(out, e)
 		}
 	}
+	slices.SortFunc(out, func(a, b bo.AuditEntry) int { return int(b.Seq - a.Seq) })
 	if q.Limit > 0 && len(out) > q.Limit {
 		out = out[:q.Limit]
 	}
