@@ -74,13 +74,15 @@ type Delivery struct {
 // idSpace is the UUID namespace of delivery ids (UUIDv5 of the event key).
 var idSpace = uuid.MustParse("905d6798-5dfa-4e51-9bf3-302db606705f")
 
-// eventKey names one status change: the subject and the status it reached,
-// and for a change that keeps the status (a flag set or cleared) also the
-// flag and the reason, hashed so the key stays short.
+// eventKey names one status change: the subject and the status it
+// reached (each status is reached once). A change that keeps the status (a
+// flag set or cleared, a first of two approvals) may happen more than once,
+// so its key adds the flag, the reason and the time of the change, hashed
+// so the key stays short.
 func eventKey(e funding.Event) string {
 	key := e.ID + "|" + e.To
 	if e.From == e.To {
-		sum := sha256.Sum256([]byte(e.Flag + "\x00" + e.Reason))
+		sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d", e.Flag, e.Reason, e.At.UnixMicro()))
 		key += "|" + hex.EncodeToString(sum[:8])
 	}
 	return key

@@ -82,6 +82,7 @@ func resolveLang(requested, fallback string) (lang, display string) {
 // "<template>.text" in every language.
 const (
 	tmplDepositCompleted    = "deposit.completed"
+	tmplDepositRejected     = "deposit.rejected"
 	tmplWithdrawalApproved  = "withdrawal.approved"
 	tmplWithdrawalRejected  = "withdrawal.rejected"
 	tmplWithdrawalCompleted = "withdrawal.completed"
@@ -91,7 +92,8 @@ const (
 
 // emailTemplate decides whether the trader is e-mailed about a change, and
 // with which template ("" for no e-mail). Traders are told what they wait
-// for and cannot see on the screen they left: a deposit credited; a
+// for and cannot see on the screen they left: a deposit credited, or
+// rejected by an operator after a compliance hold (to be refunded); a
 // withdrawal approved (by an operator or automatically), rejected, paid,
 // failed after the money left the trading account (its payout failed, so
 // the money is on its way back), and returned. Steps the trader takes on
@@ -105,8 +107,11 @@ func emailTemplate(e funding.Event) string {
 	}
 	switch e.Kind {
 	case funding.KindDeposit:
-		if e.To == string(funding.DepositCompleted) {
+		switch e.To {
+		case string(funding.DepositCompleted):
 			return tmplDepositCompleted
+		case string(funding.DepositRejected):
+			return tmplDepositRejected
 		}
 	case funding.KindWithdrawal:
 		switch e.To {
@@ -140,8 +145,8 @@ type email struct {
 // renderEmail writes the e-mail of template tmpl about e in the trader's
 // language: subject, what happened, the facts (amount, trading account,
 // destination, reference), a security or support line, and the brand.
-// The operator's reason for a rejection is not in it: like the status
-// screen, the e-mail tells the trader neutrally.
+// The operator's note on a rejection is not in it: like the status screen,
+// the e-mail tells the trader neutrally.
 func (s *Service) renderEmail(tmpl string, e funding.Event) email {
 	lang, display := resolveLang(e.Lang, s.cfg.DefaultLang)
 	loc := i18n.NewLocalizer(bundle, lang, DefaultLang)
@@ -156,8 +161,8 @@ func (s *Service) renderEmail(tmpl string, e funding.Event) email {
 		return msg
 	}
 
-	amount := e.Amount
-	if e.Kind == funding.KindDeposit && !e.Credit.IsZero() {
+	amount := e.Amount // a rejected deposit's refund is the payment
+	if tmpl == tmplDepositCompleted && !e.Credit.IsZero() {
 		amount = e.Credit // what reached the trading account
 	}
 	login := strconv.FormatInt(e.Login, 10)
@@ -188,7 +193,7 @@ func (s *Service) renderEmail(tmpl string, e funding.Event) email {
 	switch tmpl {
 	case tmplWithdrawalApproved, tmplWithdrawalCompleted:
 		b.WriteString("\n" + t("email.not_you", data) + "\n")
-	case tmplWithdrawalRejected, tmplWithdrawalFailed, tmplWithdrawalReturned:
+	case tmplDepositRejected, tmplWithdrawalRejected, tmplWithdrawalFailed, tmplWithdrawalReturned:
 		b.WriteString("\n" + t("email.questions", data) + "\n")
 	}
 	b.WriteString("\n" + t("email.signoff", data) + "\n")

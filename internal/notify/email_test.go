@@ -105,6 +105,24 @@ func TestDepositEmailShowsTheCreditAndThePayment(t *testing.T) {
 		if strings.Contains(en, "Payment:") {
 			t.Errorf("a deposit credited as paid repeats the payment:\n%s", en)
 		}
+
+		// A deposit rejected after a compliance hold is refunded as paid.
+		rejected := flagged(deposit("dep_held", "paid", "rejected"), "refund_due")
+		rejected.Reason = "rejected"
+		r.fire(t, rejected)
+		r.drain(t)
+		m := r.mailer.messages()[2]
+		if m.Subject != "Acme Markets: your deposit of €100.00 could not be accepted" {
+			t.Errorf("rejected deposit's subject %q", m.Subject)
+		}
+		for _, want := range []string{"will be refunded to where it came from", "Amount: €100.00", "contact Acme Markets support"} {
+			if !strings.Contains(m.Text, want) {
+				t.Errorf("rejected deposit's e-mail lacks %q:\n%s", want, m.Text)
+			}
+		}
+		if strings.Contains(m.Text, "105.32") {
+			t.Errorf("rejected deposit's e-mail shows the credit it never got:\n%s", m.Text)
+		}
 	}, Schema, jobs.Schema)
 }
 

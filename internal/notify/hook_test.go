@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -33,6 +34,10 @@ var statusCases = []struct {
 	{"deposit expired", deposit("", "awaiting_payment", "expired"), ""},
 	{"deposit reversed", flagged(deposit("", "crediting", "reversed"), "platform_refused"), ""},
 	{"deposit payment under review", flagged(deposit("", "awaiting_payment", "awaiting_payment"), "payment_review"), ""},
+	{"deposit held for review", flagged(deposit("", "awaiting_payment", "paid"), "review_hold"), ""},
+	{"deposit released after review", reason(deposit("", "paid", "crediting"), "released"), ""},
+	{"deposit rejected after review", flagged(deposit("", "paid", "rejected"), "refund_due"), tmplDepositRejected},
+	{"deposit refunded (flag cleared)", reason(deposit("", "rejected", "rejected"), "flag_cleared:refund_due"), ""},
 	{"withdrawal requested", withdrawal("", "", "requested"), ""},
 	{"withdrawal awaiting 2fa", withdrawal("", "requested", "awaiting_2fa"), ""},
 	{"withdrawal debiting", withdrawal("", "awaiting_2fa", "debiting"), ""},
@@ -41,6 +46,7 @@ var statusCases = []struct {
 	{"withdrawal held", withdrawal("", "debiting", "held"), ""},
 	{"withdrawal awaiting approval", withdrawal("", "held", "awaiting_approval"), ""},
 	{"withdrawal auto-approved", withdrawal("", "held", "approved"), tmplWithdrawalApproved},
+	{"withdrawal first of two approvals", reason(withdrawal("", "awaiting_approval", "awaiting_approval"), "first_approval"), ""},
 	{"withdrawal approved by an operator", withdrawal("", "awaiting_approval", "approved"), tmplWithdrawalApproved},
 	{"withdrawal rejected", withdrawal("", "awaiting_approval", "rejected"), tmplWithdrawalRejected},
 	{"withdrawal payout sent", withdrawal("", "approved", "payout_sent"), ""},
@@ -54,6 +60,11 @@ var statusCases = []struct {
 
 func flagged(e funding.Event, flag string) funding.Event {
 	e.Flag, e.Reason = flag, flag
+	return e
+}
+
+func reason(e funding.Event, why string) funding.Event {
+	e.Reason = why
 	return e
 }
 
@@ -126,17 +137,24 @@ func TestHookIsIdempotent(t *testing.T) {
 		refused := flagged(withdrawal("wd_1", "rejected", "rejected"), "return_refused")
 		r.fire(t, refused)
 		r.fire(t, refused)
+		// A change that keeps the status may come again later: the flag
+		// cleared, then set again.
+		cleared := reason(withdrawal("wd_1", "rejected", "rejected"), "flag_cleared:return_refused")
+		cleared.At = t0.Add(time.Hour)
+		refusedAgain := refused
+		refusedAgain.At = t0.Add(2 * time.Hour)
+		r.fire(t, cleared, refusedAgain, cleared)
 
 		got := map[string]int{}
 		for _, d := range r.deliveries(t, Filter{SubjectID: "wd_1"}) {
 			got[d.Channel+" "+d.Type]++
 		}
-		want := map[string]int{"email withdrawal.rejected": 1, "webhook withdrawal.status_changed": 2}
+		want := map[string]int{"email withdrawal.rejected": 1, "webhook withdrawal.status_changed": 4}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("deliveries (-want +got):\n%s", diff)
 		}
-		if n := len(r.jobsOf(t, JobEmail)) + len(r.jobsOf(t, JobWebhook)); n != 3 {
-			t.Errorf("%d jobs, want 3", n)
+		if n := len(r.jobsOf(t, JobEmail)) + len(r.jobsOf(t, JobWebhook)); n != 5 {
+			t.Errorf("%d jobs, want 5", n)
 		}
 		r.drain(t)
 		if n := len(r.mailer.messages()); n != 1 {

@@ -1,8 +1,8 @@
 // Package notify tells people outside the cashier what happened to a
 // deposit or a withdrawal: the trader by e-mail, in their language, when
-// something they wait for happens (deposit credited, withdrawal approved,
-// rejected, paid, failed, returned), and the broker's own CRM by a signed
-// webhook for every status change.
+// something they wait for happens (deposit credited or rejected after a
+// review; withdrawal approved, rejected, paid, failed, returned), and the
+// broker's own CRM by a signed webhook for every status change.
 //
 // OnFundingEvent is a funding.Hook. Inside the transaction of the status
 // change it writes one row per notification to notify_deliveries (the
@@ -216,10 +216,10 @@ func (s *Service) OnFundingEvent(ctx context.Context, tx *sqlstore.Tx, e funding
 	if (e.Kind != funding.KindDeposit && e.Kind != funding.KindWithdrawal) || e.ID == "" || e.To == "" {
 		return errs.Ef(errs.Invalid, op, "event %q of kind %q to status %q is not a deposit's or a withdrawal's status change", e.ID, e.Kind, e.To)
 	}
+	key := eventKey(e)
 	if e.At.IsZero() {
 		e.At = s.clock.Now()
 	}
-	key := eventKey(e)
 	var added bool
 	if tmpl := emailTemplate(e); tmpl != "" {
 		if strings.TrimSpace(e.Email) == "" {
