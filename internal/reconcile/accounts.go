@@ -193,7 +193,7 @@ func (s *Service) checkAccount(ctx context.Context, login int64, b accountBooks,
 	if compared {
 		r.figures.Platform = platformNet.String()
 		if ledgerBal != platformNet {
-			var items []string
+			items := []string{}
 			for _, f := range r.findings {
 				if f.Ref != "" {
 					items = append(items, string(f.Kind)+" "+f.Ref)
