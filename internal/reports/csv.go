@@ -17,7 +17,7 @@ var CSVHeader = []string{
 
 // defaultCSVBatch is how many rows WriteCSV reads per query: the export
 // streams without holding one long query open while a slow client reads.
-const defaultCSVBatch = 500
+const defaultCSVBatch = 2000
 
 // WriteCSV writes every row that matches f (not one page: f.Limit and
 // f.Cursor are ignored), newest first, as RFC 4180 CSV with CRLF line ends

@@ -255,11 +255,19 @@ const (
 		w.currency AS credit_currency, w.net_minor AS credit_minor, w.created_at AS created_at, w.updated_at AS updated_at`
 )
 
+// The columns the page is cut with (a sort carries only these).
+const (
+	depositNeeded = `d.id, d.user_id, d.login, d.method_id, d.provider, d.status, d.flag, d.currency, d.gross_minor, d.fee_minor,
+		d.account_currency, d.credit_minor, d.created_at, d.updated_at`
+	withdrawalNeeded = `w.id, w.user_id, w.email, w.login, w.method_id, w.provider, w.status, w.flag, w.currency, w.amount_minor,
+		w.fee_minor, w.net_minor, w.created_at, w.updated_at`
+)
+
 // branch returns one kind's SELECT, newest first, at most limit rows.
 func (q query) branch(k Kind, limit int) (string, []any) {
-	t, from, amountCol, cols := "d", "funding_deposits d", "d.gross_minor", depositColumns
+	t, from, amountCol, cols, needed := "d", "funding_deposits d", "d.gross_minor", depositColumns, depositNeeded
 	if k == KindWithdrawal {
-		t, from, amountCol, cols = "w", "funding_withdrawals w", "w.amount_minor", withdrawalColumns
+		t, from, amountCol, cols, needed = "w", "funding_withdrawals w", "w.amount_minor", withdrawalColumns, withdrawalNeeded
 	}
 	var where []string
 	var args []any
@@ -307,11 +315,14 @@ func (q query) branch(k Kind, limit int) (string, []any) {
 	if q.after != nil {
 		add("("+t+".created_at < ? OR ("+t+".created_at = ? AND "+t+".id < ?))", q.after.micros, q.after.micros, q.after.id)
 	}
-	sql := "SELECT " + cols + " FROM " + from + " LEFT JOIN identity_users u ON u.id = " + t + ".user_id"
+	// The page is cut first and only its rows are joined with the users.
+	order := " ORDER BY " + t + ".created_at DESC, " + t + ".id DESC"
+	inner := "SELECT " + needed + " FROM " + from
 	if len(where) > 0 {
-		sql += " WHERE " + strings.Join(where, " AND ")
+		inner += " WHERE " + strings.Join(where, " AND ")
 	}
-	sql += " ORDER BY " + t + ".created_at DESC, " + t + ".id DESC LIMIT ?"
+	inner += order + " LIMIT ?"
+	sql := "SELECT " + cols + " FROM (" + inner + ") " + t + " LEFT JOIN identity_users u ON u.id = " + t + ".user_id" + order
 	return sql, append(args, limit)
 }
 
