@@ -1,6 +1,7 @@
 package compliance_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/opencashier/cashier/internal/compliance"
 	"github.com/opencashier/cashier/internal/compliance/cashierprofiles"
 	"github.com/opencashier/cashier/internal/errs"
+	"github.com/opencashier/cashier/internal/funding"
 	"github.com/opencashier/cashier/internal/money"
 	"github.com/opencashier/cashier/internal/sqlstore"
 	"github.com/opencashier/cashier/internal/testutil/dbtest"
@@ -195,4 +197,32 @@ func TestNewRefusesBadOptions(t *testing.T) {
 			})
 		}
 	}
+}
+
+// A change whose audit record cannot be written is not made.
+func TestChangesRollBackWithoutAnAuditRecord(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
+		failing := audit.RecorderFunc(func(ctx context.Context, tx *sqlstore.Tx, r audit.Record) error {
+			return errs.E(errs.Unavailable, "audit", "the trail is down")
+		})
+		svc, err := compliance.New(db, compliance.Options{Audit: failing})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, svc.SetKYC(ctx, "staff:1", "usr_a", compliance.Profile{Level: 2, Source: compliance.SourceStaff}), errs.Unavailable)
+		if p, err := svc.Profile(ctx, "usr_a"); err != nil || p.Stored {
+			t.Errorf("profile stored without its audit record: %+v, %v", p, err)
+		}
+		if h, err := svc.KYCHistory(ctx, "usr_a"); err != nil || len(h) != 0 {
+			t.Errorf("history written without an audit record: %+v, %v", h, err)
+		}
+		wantCode(t, svc.SetLimit(ctx, "staff:1", compliance.Limit{LimitKey: key(funding.KindDeposit, "*", "USD", 0), CountPerDay: 1}), errs.Unavailable)
+		if ls, err := svc.Limits(ctx); err != nil || len(ls) != 0 {
+			t.Errorf("limit stored without its audit record: %+v, %v", ls, err)
+		}
+		wantCode(t, svc.SetRule(ctx, "staff:1", compliance.Rule{Name: compliance.RuleCardCountry}), errs.Unavailable)
+		if r, err := svc.Rule(ctx, compliance.RuleCardCountry); err != nil || !r.Enabled {
+			t.Errorf("rule changed without its audit record: %+v, %v", r, err)
+		}
+	}, compliance.Schema)
 }
