@@ -61,7 +61,7 @@ type site struct {
 
 var t0 = time.Date(2026, 5, 4, 9, 0, 0, 0, time.UTC)
 
-func newSite(t *testing.T, mod ...func(*bo.Deps, *bo.Options)) *site {
+func newSite(t *testing.T, mod ...func(*site, *bo.Deps, *bo.Options)) *site {
 	t.Helper()
 	clk := clock.NewFake(t0)
 	acts := &actions{}
@@ -150,7 +150,7 @@ func newSite(t *testing.T, mod ...func(*bo.Deps, *bo.Options)) *site {
 		Funding: s.fund, Pushes: s.push, Payments: s.pay, Users: s.users, Compliance: s.comp, Reports: s.rep, Reconcile: s.rec, Audit: s.audit}
 	opt := bo.Options{Clock: clk, Logger: slog.New(slog.DiscardHandler), Key: []byte("0123456789abcdef0123456789abcdef"), LoginBurst: 1000, PageSize: 2}
 	for _, m := range mod {
-		m(&d, &opt)
+		m(s, &d, &opt)
 	}
 	h, err := bo.New(d, opt)
 	if err != nil {
