@@ -114,6 +114,10 @@ func cloneRule(r Rule) Rule {
 	return r
 }
 
+// Uses lists the parameters the rule takes, of "count", "window" and
+// "amounts", for the operator's form.
+func (r Rule) Uses() []string { return strings.Fields(rules[r.Name].uses) }
+
 // Title is the rule's name for the operator's screen.
 func (r Rule) Title() string { return rules[r.Name].title }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/opencashier/cashier/internal/audit"
 	"github.com/opencashier/cashier/internal/compliance"
@@ -253,6 +254,15 @@ func TestRuleSettings(t *testing.T) {
 			if rule.Title() == "" || strings.Contains(rule.Description(), "{") {
 				t.Errorf("rule %s: title %q, description %q", rule.Name, rule.Title(), rule.Description())
 			}
+		}
+		uses := map[string][]string{}
+		for _, rule := range got {
+			uses[rule.Name] = rule.Uses()
+		}
+		wantUses := map[string][]string{"card_country": {}, "declined_attempts": {"count", "window"}, "method_switch": {"window"},
+			"new_destination": {}, "velocity": {"count", "window", "amounts"}}
+		if diff := cmp.Diff(wantUses, uses, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("parameters the rules take (-want +got):\n%s", diff)
 		}
 		if d := got[len(got)-1].Description(); !strings.Contains(d, "more than 5 of that kind within 1 hour") || !strings.Contains(d, "10,000.00 USD") {
 			t.Errorf("velocity's description %q does not show its parameters", d)
