@@ -64,8 +64,9 @@ type history struct {
 	hide   map[string]bool
 	alter  map[string]money.Amount // externalId → delta reported instead
 	calls  int
-	// flaky, when set, plants its difference on the first call only.
-	flaky bool
+	// hideOn and alterOn, when set, say on which calls (counted from 1)
+	// hide and alter apply; unset, on every call.
+	hideOn, alterOn func(call int) bool
 	// fail, when set, is the error every call returns.
 	fail error
 }
@@ -81,14 +82,15 @@ func (h *history) BalanceHistory(ctx context.Context, login int64) ([]reconcile.
 		return nil, err
 	}
 	h.calls++
-	plant := !h.flaky || h.calls == 1
+	hide := h.hideOn == nil || h.hideOn(h.calls)
+	alter := h.alterOn == nil || h.alterOn(h.calls)
 	var out []reconcile.PlatformChange
 	for _, e := range entries {
 		c := reconcile.PlatformChange{ExternalID: e.ExternalID, HistoryID: e.BalanceHistoryID, Type: e.Type, Delta: e.Delta, Balance: e.Balance, At: e.Time}
-		if plant && h.hide[e.ExternalID] {
+		if hide && h.hide[e.ExternalID] {
 			continue
 		}
-		if d, ok := h.alter[e.ExternalID]; ok && plant {
+		if d, ok := h.alter[e.ExternalID]; ok && alter {
 			c.Delta = d
 		}
 		out = append(out, c)
