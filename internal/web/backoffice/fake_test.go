@@ -677,15 +677,38 @@ func (f *fakeReports) Timeline(_ context.Context, id string) (bo.TxDetail, error
 	return bo.TxDetail{}, errs.Ef(errs.NotFound, "reports.Timeline", "no deposit or withdrawal %q", id)
 }
 
-// barsSVG draws a small bar chart the way internal/reports does: inline
-// SVG with presentation attributes only.
-func barsSVG(title string, values ...int) template.HTML {
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 320 160" width="320" height="160"><title>%s</title>`, template.HTMLEscapeString(title))
-	for i, v := range values {
-		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="24" height="%d" fill="#1565c0"/>`, 16+i*34, 140-v, v)
+// barsSVG draws a bar chart the way internal/reports does: inline SVG with
+// presentation attributes only (no style, no script), a title, a legend,
+// each value written over its bar.
+func barsSVG(title string, labels []string, names []string, series ...[]int) template.HTML {
+	colors := []string{"#2e7d32", "#1565c0", "#ef6c00", "#6a1b9a"}
+	group := 16*len(series) + 18
+	for _, l := range labels {
+		group = max(group, 7*len(l)+10)
 	}
-	b.WriteString(`</svg>`)
+	width := max(32+len(labels)*group, 360)
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 %d 250" width="%d" height="250" font-family="sans-serif" font-size="11"><title>%s</title>`,
+		width, width, template.HTMLEscapeString(title))
+	for i, n := range names {
+		fmt.Fprintf(&b, `<rect x="%d" y="8" width="10" height="10" fill="%s"/><text x="%d" y="17" fill="#333">%s</text>`, 16+i*120, colors[i], 30+i*120, template.HTMLEscapeString(n))
+	}
+	top := 0
+	for _, vs := range series {
+		for _, v := range vs {
+			top = max(top, v)
+		}
+	}
+	for ci, l := range labels {
+		x := 16 + ci*group + (group-16*len(series))/2
+		for si, vs := range series {
+			h := vs[ci] * 150 / max(top, 1)
+			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="14" height="%d" fill="%s"><title>%s %s: %d</title></rect>`, x+si*16, 210-h, h, colors[si], template.HTMLEscapeString(names[si]), template.HTMLEscapeString(l), vs[ci])
+			fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="9" text-anchor="middle" fill="#333">%d</text>`, x+si*16+7, 206-h, vs[ci])
+		}
+		fmt.Fprintf(&b, `<text x="%d" y="228" text-anchor="middle" fill="#555">%s</text>`, x+8*len(series)-1, template.HTMLEscapeString(l))
+	}
+	fmt.Fprintf(&b, `<line x1="10" y1="210" x2="%d" y2="210" stroke="#999"/></svg>`, width-10)
 	return template.HTML(b.String())
 }
 
@@ -694,11 +717,15 @@ func (f *fakeReports) Dashboard(_ context.Context, from, to time.Time) (bo.Dashb
 		Figures: []bo.Figure{{Name: "deposits_count", Label: "Deposits completed", Value: "42"}, {Name: "withdrawals_count", Label: "Withdrawals completed", Value: "17"},
 			{Name: "approval_median", Label: "Median approval time", Value: "12 min"}, {Name: "funnel_conversion", Label: "Screen to credit", Value: "38.10 %"}},
 		Charts: []bo.Chart{
-			{ID: "per_day", Title: "Deposits and withdrawals per day", SVG: barsSVG("Deposits and withdrawals per day", 40, 70, 55, 90, 120, 80, 100),
-				Series: []bo.Series{{Name: "deposits USD", Points: []bo.Point{{Label: "2026-05-01", Value: "1200.00"}, {Label: "2026-05-02", Value: "2100.00"}}}}},
-			{ID: "approval_times", Title: "Approval times", SVG: barsSVG("Approval times", 30, 60, 90)},
-			{ID: "decline_reasons", Title: "Decline reasons", SVG: barsSVG("Decline reasons", 100, 45, 20, 10)},
-			{ID: "funnel", Title: "Deposit funnel", SVG: barsSVG("Deposit funnel", 120, 90, 60, 45)},
+			{ID: "per_day", Title: "Deposits and withdrawals per day (USD)", SVG: barsSVG("Deposits and withdrawals per day",
+				[]string{"04-28", "04-29", "04-30", "05-01", "05-02", "05-03", "05-04"}, []string{"deposits", "withdrawals"},
+				[]int{4200, 6100, 5300, 8800, 7400, 9100, 6600}, []int{1800, 2500, 1200, 3900, 2100, 2700, 3300}),
+				Series: []bo.Series{{Name: "deposits USD", Points: []bo.Point{{Label: "2026-05-03", Value: "9100.00"}, {Label: "2026-05-04", Value: "6600.00"}}}}},
+			{ID: "approval_times", Title: "Approval times (minutes)", SVG: barsSVG("Approval times", []string{"median", "90th percentile"}, []string{"minutes"}, []int{12, 47})},
+			{ID: "decline_reasons", Title: "Decline reasons", SVG: barsSVG("Decline reasons", []string{"insufficient_funds", "do_not_honor", "3ds_failed", "expired_card"},
+				[]string{"deposits"}, []int{31, 14, 9, 4})},
+			{ID: "funnel", Title: "Deposit funnel", SVG: barsSVG("Deposit funnel", []string{"screen opened", "method chosen", "paid", "credited"},
+				[]string{"sessions and deposits"}, []int{420, 280, 171, 160})},
 		}}, nil
 }
 

@@ -120,7 +120,7 @@ func newRealStack(t *testing.T, s *site, db *sqlstore.DB) *realStack {
 		bobLogin:   {Login: bobLogin, Currency: "USD", Kind: identity.KindTrading, UserID: bob.UserID},
 	}
 	st.fund, err = funding.New(funding.Deps{DB: db, Clock: s.clk, Ledger: ledger.New(db, s.clk), Push: st.push, Payments: st.pay, Platform: conn,
-		Accounts: dir, Observer: obs, Logger: logger}, funding.Config{
+		Accounts: dir, Observer: obs, Logger: logger, Screener: newDestinations{}}, funding.Config{
 		AutoApproveWithdrawalsUpTo: map[string]money.Amount{"USD": money.New(10000, usd)},
 		FourEyesAbove:              map[string]money.Amount{"USD": money.New(100000, usd)},
 	})
@@ -136,6 +136,19 @@ func newRealStack(t *testing.T, s *site, db *sqlstore.DB) *realStack {
 	}
 	st.fund.RegisterJobs(st.runner)
 	return st
+}
+
+// newDestinations holds withdrawals to Bob's IBAN as the compliance rule
+// "first withdrawal to a new destination" would, so that the queue shows
+// a hold with its explanation.
+type newDestinations struct{}
+
+func (newDestinations) Screen(_ context.Context, _ *sqlstore.Tx, c funding.Check) (funding.Verdict, error) {
+	if c.Kind == funding.KindWithdrawal && c.Stage == funding.StageRequest && c.Customer.UserID == bob.UserID {
+		return funding.Verdict{Hold: true, Rule: "new_destination",
+			Explanation: "First withdrawal to IBAN GB33 … 5555: no earlier withdrawal or deposit of the user used it."}, nil
+	}
+	return funding.Verdict{}, nil
 }
 
 // run runs every job that is due, until none is left.
@@ -222,7 +235,7 @@ func TestFourEyesWithRealFunding(t *testing.T) {
 		first, second := s.as(financeID), s.as(finance2ID)
 
 		q := first.get("/backoffice/queues/withdrawals")
-		for _, want := range []string{`id="row-` + small.ID + `"`, `id="row-` + large.ID + `"`, "$1,500.00", "IBAN GB33 … 5555", "Needs two approvers."} {
+		for _, want := range []string{`id="row-` + small.ID + `"`, `id="row-` + large.ID + `"`, "$1,500.00", "IBAN GB33 … 5555", "Needs two approvers.", "held: new destination", "no earlier withdrawal or deposit of the user used it"} {
 			if !strings.Contains(q.body, want) {
 				t.Errorf("the queue lacks %q\n%s", want, excerpt(q.body))
 			}
