@@ -556,7 +556,8 @@ func (s *Service) depositPaid(ctx context.Context, tx *sqlstore.Tx, d Deposit, p
 	if d.MethodID != bankRailMethod {
 		v, err := s.screen(ctx, tx, Check{Kind: KindDeposit, Stage: StagePaid, ID: d.ID,
 			Customer: Customer{UserID: d.UserID, Country: d.country, Lang: d.lang, Email: d.email}, Login: d.Login,
-			MethodID: d.MethodID, MethodKind: string(d.Kind), Amount: gross, AccountAmount: credit, CardCountry: p.Instrument.Country})
+			MethodID: d.MethodID, MethodKind: string(d.Kind), Amount: gross, AccountAmount: credit, CardCountry: p.Instrument.Country,
+			Destination: destinationKey(psp.Destination{CardToken: p.Instrument.Token})})
 		if err != nil {
 			return err
 		}

@@ -40,7 +40,7 @@ type Event struct {
 	From, To    string // statuses; From is empty for a new one
 	Reason      string
 	Actor       string // "user:<id>", "system", or the operator who acted
-	Flag        string // the flag set by this change, if any
+	Flag        string // the deposit's or withdrawal's flag after this change, if any
 	At          time.Time
 }
 
@@ -76,9 +76,10 @@ type Check struct {
 	// deposit's request before it is priced).
 	Amount        money.Amount
 	AccountAmount money.Amount
-	// Destination is a stable key of a withdrawal's destination (an IBAN,
-	// a card token, a wallet address), for "first withdrawal to a new
-	// destination"; empty for deposits.
+	// Destination is a stable key of a withdrawal's destination ("iban:…",
+	// "card:<token>", "wallet:…"), for "first withdrawal to a new
+	// destination"; for a paid card deposit, the key of the card that paid
+	// (a withdrawal back to it is to a known destination).
 	Destination string
 	// CardCountry is the issuing country of the card that paid a deposit
 	// (StagePaid, card methods, when the provider reports it).
