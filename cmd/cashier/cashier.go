@@ -106,6 +106,7 @@ func commands() []command {
 		{"transfers", "seed 003 cash transfers: a bank's micro-deposit amounts; settle a transfer", (*Main).transfers},
 		{"tasks", "list what operators have to look at", (*Main).tasks},
 		{"audit", "verify the audit trail's hash chain; search it", (*Main).audit},
+		{"reconcile", "compare the ledger with the platform and the providers; list and resolve cases", (*Main).reconcile},
 		{"staff", "back-office staff: add (the first admin), list, roles, disable, reset TOTP", (*Main).staff},
 		{"sim", "run the cTrader simulator ('cashier sim -h' lists its flags)", (*Main).sim},
 		{"version", "print the version and build information", (*Main).version},

@@ -85,8 +85,15 @@ func buildClientAPI(w wiring, a *app, ids *identity.Service, mailer mail.Mailer,
 		if err != nil {
 			return withdrawwizard.Customer{}, errs.Wrap("cashier: customer", err)
 		}
-		return withdrawwizard.Customer{Customer: funding.Customer{UserID: u.ID, Email: u.Email, Lang: u.Language,
-			Country: cfg.Screens.DefaultCountry, KYCLevel: cfg.Screens.DefaultKYCLevel}, Name: u.Email}, nil
+		c := funding.Customer{UserID: u.ID, Email: u.Email, Lang: u.Language, Country: cfg.Screens.DefaultCountry, KYCLevel: cfg.Screens.DefaultKYCLevel}
+		if a.compliance != nil {
+			p, err := a.compliance.Profile(ctx, u.ID)
+			if err != nil {
+				return withdrawwizard.Customer{}, errs.Wrap("cashier: customer", err)
+			}
+			c.Country, c.KYCLevel = p.Country, p.Level
+		}
+		return withdrawwizard.Customer{Customer: c, Name: u.Email}, nil
 	}
 	bank, err := banking.New(banking.Options{DB: w.db, Clock: w.clock, Accounts: ids,
 		Balances: banking.FundingBalances{Funding: a.funding}, Rail: banking.PayoutRail{Provider: a.provider}, Funds: a.funding,

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -19,6 +20,8 @@ import (
 	"github.com/opencashier/cashier/internal/banking"
 	"github.com/opencashier/cashier/internal/clientauth"
 	"github.com/opencashier/cashier/internal/clock"
+	"github.com/opencashier/cashier/internal/compliance"
+	"github.com/opencashier/cashier/internal/compliance/cashierprofiles"
 	"github.com/opencashier/cashier/internal/config"
 	"github.com/opencashier/cashier/internal/errs"
 	"github.com/opencashier/cashier/internal/funding"
@@ -31,6 +34,7 @@ import (
 	"github.com/opencashier/cashier/internal/jobs"
 	"github.com/opencashier/cashier/internal/ledger"
 	"github.com/opencashier/cashier/internal/mail"
+	"github.com/opencashier/cashier/internal/notify"
 	"github.com/opencashier/cashier/internal/openapi"
 	"github.com/opencashier/cashier/internal/payments"
 	"github.com/opencashier/cashier/internal/platform"
@@ -39,6 +43,7 @@ import (
 	"github.com/opencashier/cashier/internal/psp"
 	"github.com/opencashier/cashier/internal/psp/sandbox"
 	"github.com/opencashier/cashier/internal/push"
+	"github.com/opencashier/cashier/internal/reconcile"
 	"github.com/opencashier/cashier/internal/sqlstore"
 	"github.com/opencashier/cashier/internal/staff"
 	"github.com/opencashier/cashier/internal/twofactor"
@@ -68,6 +73,9 @@ func schemas() []sqlstore.Schema {
 		withdrawwizard.Schema, // 00560
 		audit.Schema,          // 00600
 		staff.Schema,          // 00610
+		compliance.Schema,     // 00620
+		reconcile.Schema,      // 00630
+		notify.Schema,         // 00640
 	}
 }
 
@@ -114,18 +122,22 @@ type app struct {
 	// off says which parts are not running and why, for the start-up log.
 	off map[string]string
 
-	audit     *audit.Log
-	identity  *identity.Service
-	ctrader   *ctrader.Client
-	connector platform.Connector
-	push      *push.Service
-	payments  *payments.Service
-	sandbox   *sandbox.Server
-	provider  psp.Provider
-	funding   *funding.Service
-	renderer  *web.Renderer
-	twoFactor *twofactor.Service
-	banking   *banking.Service
+	audit         *audit.Log
+	compliance    *compliance.Service
+	notifications *notify.Service
+	reconcile     *reconcile.Service
+	staff         *staff.Service
+	identity      *identity.Service
+	ctrader       *ctrader.Client
+	connector     platform.Connector
+	push          *push.Service
+	payments      *payments.Service
+	sandbox       *sandbox.Server
+	provider      psp.Provider
+	funding       *funding.Service
+	renderer      *web.Renderer
+	twoFactor     *twofactor.Service
+	banking       *banking.Service
 }
 
 func (a *app) mount(pattern string, h http.Handler) {
@@ -239,6 +251,17 @@ func buildApp(ctx context.Context, w wiring) (*app, error) {
 		return nil, err
 	}
 	a.identity = idsvc
+	issuer := cfg.Screens.BrandName + " back office"
+	if cfg.Screens.BrandName == "" {
+		issuer = staff.DefaultIssuer
+	}
+	a.staff = staff.New(w.db, w.clock, staff.Options{Issuer: issuer, SessionIdle: cfg.BackOffice.StaffSessionIdle,
+		SessionMax: cfg.BackOffice.StaffSessionMax, Audit: a.audit})
+	a.periodic = append(a.periodic,
+		periodic{name: "staff sessions sweep", every: time.Hour, run: a.staff.Sweep},
+		periodic{name: "identity tokens purge", every: time.Hour, run: func(ctx context.Context) (int64, error) {
+			return idsvc.PurgeExpiredTokens(ctx, 7*24*time.Hour) // kept a week for investigations
+		}})
 	api, err := ctraderapi.New(idsvc, ctraderapi.Options{BasePath: cfg.Identity.BasePath,
 		AllowedNetworks: cfg.Identity.AllowedNetworks, Clock: w.clock, Logger: w.log})
 	if err != nil {
@@ -338,11 +361,15 @@ func buildApp(ctx context.Context, w wiring) (*app, error) {
 
 	// Deposits and withdrawals.
 	if a.push != nil && a.payments != nil {
+		hooks, screener, err := buildFundingHooks(w, a, catalog, mailer)
+		if err != nil {
+			return nil, err
+		}
 		books := ledger.New(w.db, w.clock)
 		books.Observe(ledgerTrail(a.audit))
 		fsvc, err := funding.New(funding.Deps{DB: w.db, Clock: w.clock, Ledger: books, Push: a.push,
 			Payments: a.payments, Platform: a.connector, Accounts: idsvc, Mailer: mailer, Observer: observer,
-			Notify: a.notify.Notify, Logger: w.log, Hooks: []funding.Hook{fundingTrail(a.audit)}}, funding.Config{
+			Notify: a.notify.Notify, Logger: w.log, Hooks: hooks, Screener: screener}, funding.Config{
 			AutoApproveWithdrawalsUpTo: cfg.Funding.AutoApprove, AutoApproveMethods: cfg.Funding.AutoApproveMethods,
 			Require2FA: cfg.Funding.Require2FA, DepositExpiry: cfg.Funding.DepositExpiry, FourEyesAbove: cfg.Funding.FourEyesAbove})
 		if err != nil {
@@ -350,6 +377,9 @@ func buildApp(ctx context.Context, w wiring) (*app, error) {
 		}
 		a.funding = fsvc
 		maps.Copy(a.jobs, fsvc.JobHandlers())
+		if err := buildReconcile(ctx, w, a); err != nil {
+			return nil, err
+		}
 	} else {
 		a.off["funding"] = "deposits and withdrawals need a trading platform and a payment provider"
 	}
@@ -386,7 +416,11 @@ func buildApp(ctx context.Context, w wiring) (*app, error) {
 	// The cashier screens set their own security headers (a CSP with the
 	// hash of their inline CSS) and no-store (their versioned script is
 	// cached); they are mounted without sec, so theirs is the one policy sent.
-	screens, err := cashierpages.New(cashierpages.Deps{Identity: idsvc, Funding: a.funding, Renderer: a.renderer, Methods: catalog},
+	screenDeps := cashierpages.Deps{Identity: idsvc, Funding: a.funding, Renderer: a.renderer, Methods: catalog}
+	if a.compliance != nil {
+		screenDeps.Profiles = cashierprofiles.New(a.compliance)
+	}
+	screens, err := cashierpages.New(screenDeps,
 		cashierpages.Options{DepositPath: cfg.Screens.DepositPath, WithdrawPath: cfg.Screens.WithdrawPath,
 			PublicURL: w.publicURL, SuccessURL: cfg.Screens.SuccessURL, CloseURL: cfg.Screens.CloseURL,
 			HelpURL: cfg.Screens.HelpURL, SupportEmail: cfg.Screens.SupportEmail, FrameAncestors: cfg.FrameAncestors,

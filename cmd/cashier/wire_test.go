@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/opencashier/cashier/internal/platform/ctradersim"
 	"github.com/opencashier/cashier/internal/testutil/pgtest"
 )
@@ -82,13 +84,19 @@ func serveEveryPart(t *testing.T, dbURL string) {
 	if len(started) != 1 {
 		t.Fatalf("log lacks the job workers:\n%s", log)
 	}
-	for _, kind := range []string{"platform.push", "payments.poll", "funding.payout", "funding.deposit_expiry"} {
+	for _, kind := range []string{"platform.push", "payments.poll", "funding.payout", "funding.deposit_expiry", "notify.email", "notify.crm_webhook"} {
 		if !strings.Contains(started[0], kind) {
 			t.Errorf("job workers run %s, want %s among them", started[0], kind)
 		}
 	}
-	if off := logLines(log, "part off"); len(off) != 2 || !strings.Contains(off[0], `"part":"mail"`) || !strings.Contains(off[1], `"part":"sms"`) {
-		t.Errorf("parts off = %q, want only mail (no SMTP host) and sms (no SMS URL)", off)
+	var off []string
+	for _, line := range logLines(log, "part off") {
+		_, part, _ := strings.Cut(line, `"part":"`)
+		part, _, _ = strings.Cut(part, `"`)
+		off = append(off, part)
+	}
+	if diff := cmp.Diff([]string{"crm webhooks", "kyc api", "mail", "sms"}, off); diff != "" {
+		t.Errorf("parts off (-want +got): want only those whose settings are not given (CRM webhook URL, KYC API key, SMTP host, SMS URL)\n%s", diff)
 	}
 }
 
