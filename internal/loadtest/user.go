@@ -29,6 +29,9 @@ type User struct {
 	Login       int64  `json:"login"`
 	Currency    string `json:"currency"`
 	AccessToken string `json:"accessToken,omitempty"`
+	// Funded says a card deposit of the user completed: its card is a
+	// known destination for card withdrawals.
+	Funded bool `json:"funded,omitempty"`
 
 	mu    sync.Mutex
 	inapp string
@@ -301,29 +304,40 @@ func (c *Client) payByCard(ctx context.Context, u *User, checkout *url.URL, card
 // WithdrawalSpec is one withdrawal to drive.
 type WithdrawalSpec struct {
 	Amount string // in the account's currency
-	IBAN   string // default a valid German test IBAN
+	// Method is "card" (a payout to the card of the user's last card
+	// deposit, the default) or "bank-transfer". The fraud rules hold a
+	// withdrawal to a destination no completed payment of the user used
+	// (a new IBAN) for an operator.
+	Method string
+	IBAN   string // for bank-transfer; default a valid German test IBAN
 	FormID string // default: a new one
 	// Reviewable, when set, ends the wait at awaiting_approval too.
 	Reviewable bool
 }
 
-// Withdraw drives one bank-transfer withdrawal through the cashier
-// screens: a one-time token, the screen, the confirmation, then the status
-// JSON until the outcome (completed when paid out). It returns the last
-// status and an error if a step failed or ctx ended first.
+// Withdraw drives one withdrawal through the cashier screens: a one-time
+// token, the screen, the confirmation, then the status JSON until the
+// outcome (completed when paid out). It returns the last status and an
+// error if a step failed or ctx ended first.
 func (c *Client) Withdraw(ctx context.Context, u *User, w WithdrawalSpec) (string, error) {
-	if w.IBAN == "" {
-		w.IBAN = "DE89370400440532013000"
-	}
 	if w.FormID == "" {
 		w.FormID = "req_" + uuid.NewString()
+	}
+	form := url.Values{"method": {"card"}, "amount": {w.Amount}, "id": {w.FormID}}
+	if w.Method == "bank-transfer" {
+		if w.IBAN == "" {
+			w.IBAN = "DE89370400440532013000"
+		}
+		form.Set("method", w.Method)
+		form.Set("holderName", "Load Test")
+		form.Set("iban", w.IBAN)
 	}
 	h, err := c.openScreen(ctx, u, "withdraw")
 	if err != nil {
 		return "", err
 	}
-	x, err := c.postForm(ctx, u.http, "confirm", c.t.CashierURL+"/inapp/withdraw/confirm", url.Values{"s": {h}, "method": {"bank-transfer"},
-		"amount": {w.Amount}, "holderName": {"Load Test"}, "iban": {w.IBAN}, "id": {w.FormID}}, http.StatusSeeOther)
+	form.Set("s", h)
+	x, err := c.postForm(ctx, u.http, "confirm", c.t.CashierURL+"/inapp/withdraw/confirm", form, http.StatusSeeOther)
 	if err != nil {
 		return "", err
 	}
@@ -384,4 +398,93 @@ feed:
 		}
 	}
 	return err
+}
+
+// Fund makes one card deposit of amount for every user whose card has not
+// paid a deposit yet (parallel at a time) and marks them Funded: the card
+// is then a destination the fraud rules know, for card withdrawals. It
+// returns the first failure.
+func Fund(ctx context.Context, c *Client, users []*User, amount string, parallel int) error {
+	var todo []*User
+	for _, u := range users {
+		if !u.Funded {
+			todo = append(todo, u)
+		}
+	}
+	work := make(chan *User)
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	for range max(parallel, 1) {
+		wg.Go(func() {
+			for u := range work {
+				st, err := c.Deposit(ctx, u, DepositSpec{Amount: amount})
+				if err == nil && st != "completed" {
+					err = &StepError{Step: "outcome", Code: st}
+				}
+				mu.Lock()
+				if err != nil && first == nil {
+					first = errs.Wrap("loadtest.Fund "+u.Email, err)
+				}
+				if err == nil {
+					u.Funded = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, u := range todo {
+		mu.Lock()
+		stop := first != nil
+		mu.Unlock()
+		if stop || ctx.Err() != nil {
+			break
+		}
+		work <- u
+	}
+	close(work)
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+// Pool hands out users one operation at a time, as a trader does one thing
+// at a time in the app: a user is not given out again until it is back.
+// Users come round in turn.
+type Pool struct{ ch chan *User }
+
+// NewPool returns a pool of users.
+func NewPool(users []*User) *Pool {
+	p := &Pool{ch: make(chan *User, len(users))}
+	for _, u := range users {
+		p.ch <- u
+	}
+	return p
+}
+
+// Take waits for a free user; it returns ctx's error if ctx ends first.
+func (p *Pool) Take(ctx context.Context) (*User, error) {
+	select {
+	case u := <-p.ch:
+		return u, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Put gives a user back.
+func (p *Pool) Put(u *User) { p.ch <- u }
+
+// With runs fn with a free user and gives it back afterwards.
+func (p *Pool) With(ctx context.Context, fn func(u *User) error) error {
+	u, err := p.Take(ctx)
+	if err != nil {
+		return &StepError{Step: "user", Code: "no free user", Err: err}
+	}
+	defer p.Put(u)
+	return fn(u)
 }
