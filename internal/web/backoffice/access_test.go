@@ -105,8 +105,8 @@ func TestEachRoleMayDoWhatItsPermissionsAllow(t *testing.T) {
 				}
 				if r.action != "" {
 					entry := strings.Replace(r.action, "%s", actor, 1)
-					if got := s.acts.has(entry); got != allowed {
-						t.Errorf("%s %s %s: service asked %q = %v, want %v (log %q)", role, r.method, r.path, entry, got, allowed, s.acts.all())
+					if got := s.acts.Has(entry); got != allowed {
+						t.Errorf("%s %s %s: service asked %q = %v, want %v (log %q)", role, r.method, r.path, entry, got, allowed, s.acts.All())
 					}
 				}
 				if !allowed && !strings.Contains(p.body, "Your role ("+role+") does not allow you to") {

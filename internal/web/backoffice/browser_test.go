@@ -193,6 +193,6 @@ func (u *ui) login(s *site, email, memberID string) {
 	u.fill("#password", password)
 	u.click("#sign-in")
 	u.see("#code")
-	u.fill("#code", s.code(s.staff.secretOf(memberID)))
+	u.fill("#code", s.code(s.staff.SecretOf(memberID)))
 	u.click("#verify")
 }

@@ -38,9 +38,7 @@ func TestFirstLoginEnrolsThenLoginsAskForTheCode(t *testing.T) {
 	if strings.Contains(wrong.header.Get("Set-Cookie"), "bo_session=") {
 		t.Error("a wrong code set a session cookie")
 	}
-	s.staff.mu.Lock()
-	enrolled := s.staff.members[newcomerID].TOTPEnrolled
-	s.staff.mu.Unlock()
+	enrolled := s.staff.Member(newcomerID).TOTPEnrolled
 	if enrolled {
 		t.Fatal("enrolled before a good code")
 	}
@@ -80,9 +78,7 @@ func TestFirstLoginEnrolsThenLoginsAskForTheCode(t *testing.T) {
 
 func TestLoginRefusals(t *testing.T) {
 	s := newSite(t)
-	s.staff.mu.Lock()
-	s.staff.members[supportID].Status = "disabled"
-	s.staff.mu.Unlock()
+	s.staff.SetStatus(supportID, "disabled")
 	for _, tc := range []struct {
 		name, email, password string
 		status                int
@@ -122,7 +118,7 @@ func TestLoginReturnsToThePageAsked(t *testing.T) {
 	}
 	pw := c.post("/backoffice/login", url.Values{"csrf": {formCSRF(t, lp)}, "email": {"finance@broker.test"}, "password": {password},
 		"next": {"/backoffice/queues/deposits"}})
-	done := c.post("/backoffice/login/totp", url.Values{"csrf": {formCSRF(t, pw)}, "code": {s.code(s.staff.secretOf(financeID))},
+	done := c.post("/backoffice/login/totp", url.Values{"csrf": {formCSRF(t, pw)}, "code": {s.code(s.staff.SecretOf(financeID))},
 		"next": {"/backoffice/queues/deposits"}})
 	if done.location() != "/backoffice/queues/deposits" {
 		t.Errorf("after login: to %q, want the page asked", done.location())
@@ -162,7 +158,7 @@ func TestExpiredSessionGoesBackToLogin(t *testing.T) {
 	if p := c2.post("/backoffice/queues/withdrawals/wd_small/approve", nil); p.status != http.StatusSeeOther || !strings.Contains(p.location(), "m=expired") {
 		t.Errorf("POST after expiry: %d to %q", p.status, p.location())
 	}
-	if s.acts.has("approve wd_small by staff:" + financeID) {
+	if s.acts.Has("approve wd_small by staff:" + financeID) {
 		t.Error("an expired session approved a withdrawal")
 	}
 }
@@ -174,7 +170,7 @@ func TestLogout(t *testing.T) {
 	if p.status != http.StatusSeeOther || p.location() != "/backoffice/login?m=signed_out" {
 		t.Fatalf("logout: %d to %q", p.status, p.location())
 	}
-	if !s.acts.has("logout " + financeID) {
+	if !s.acts.Has("logout " + financeID) {
 		t.Error("the session was not ended at the staff service")
 	}
 	if p := c.get("/backoffice/queues/withdrawals"); p.status != http.StatusSeeOther {
@@ -187,7 +183,7 @@ func TestLogout(t *testing.T) {
 func TestCSRFIsChecked(t *testing.T) {
 	s := newSite(t)
 	c := s.as(financeID)
-	other := s.staff.sessionFor(finance2ID)
+	other := s.staff.SessionFor(finance2ID)
 	for _, tc := range []struct {
 		name    string
 		csrf    []string
@@ -218,7 +214,7 @@ func TestCSRFIsChecked(t *testing.T) {
 			if p.status != http.StatusForbidden || !strings.Contains(p.body, tc.says) {
 				t.Errorf("%d, want 403\n%s", p.status, excerpt(p.body))
 			}
-			if s.acts.has("approve wd_small by staff:" + financeID) {
+			if s.acts.Has("approve wd_small by staff:" + financeID) {
 				t.Fatal("the withdrawal was approved")
 			}
 		})

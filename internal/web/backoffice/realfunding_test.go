@@ -32,6 +32,7 @@ import (
 	"github.com/opencashier/cashier/internal/sqlstore"
 	"github.com/opencashier/cashier/internal/testutil/dbtest"
 	bo "github.com/opencashier/cashier/internal/web/backoffice"
+	bt "github.com/opencashier/cashier/internal/web/backoffice/backofficetest"
 )
 
 // realSchemas are the schemas of the real funding stack.
@@ -190,7 +191,7 @@ func (st *realStack) withdraw(c funding.Customer, login int64, amount string) fu
 // fundingReports answers the transaction pages from funding: the status
 // and history of a withdrawal as funding stores them.
 type fundingReports struct {
-	*fakeReports
+	*bt.Reports
 	fund *funding.Service
 }
 
@@ -217,7 +218,7 @@ func withRealFunding(st **realStack, db *sqlstore.DB) func(*site, *bo.Deps, *bo.
 	return func(s *site, d *bo.Deps, _ *bo.Options) {
 		*st = newRealStack(s.t, s, db)
 		d.Funding, d.Pushes, d.Payments = bo.FundingOf((*st).fund), (*st).push, (*st).pay
-		d.Reports = fundingReports{fakeReports: s.rep, fund: (*st).fund}
+		d.Reports = fundingReports{Reports: s.rep, fund: (*st).fund}
 	}
 }
 

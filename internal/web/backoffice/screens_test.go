@@ -55,7 +55,7 @@ func TestFourEyesApproval(t *testing.T) {
 		t.Errorf("after the second approval:\n%s", excerpt(done.body))
 	}
 	want := []string{"first-approve wd_big by staff:" + financeID, "approve wd_big by staff:" + finance2ID}
-	if diff := cmp.Diff(want, s.acts.all()); diff != "" {
+	if diff := cmp.Diff(want, s.acts.All()); diff != "" {
 		t.Errorf("funding was asked (-want +got):\n%s", diff)
 	}
 }
@@ -66,12 +66,12 @@ func TestFourEyesApproval(t *testing.T) {
 func TestHostileTextIsEscaped(t *testing.T) {
 	const evil = `<script>alert(1)</script><img src=x onerror=alert(2)>"'`
 	s := newSite(t)
-	s.users.users["usr_evil"] = identity.User{ID: "usr_evil", Email: evil + "@x.test", Status: identity.StatusActive}
-	s.fund.tasks = append(s.fund.tasks, bo.Task{Kind: bo.TaskApproval, ID: "wd_evil", UserID: "usr_evil", Login: 1, MethodID: evil,
+	s.users.Add(identity.User{ID: "usr_evil", Email: evil + "@x.test", Status: identity.StatusActive})
+	s.fund.AddTask(bo.Task{Kind: bo.TaskApproval, ID: "wd_evil", UserID: "usr_evil", Login: 1, MethodID: evil,
 		Destination: evil, Amount: money.New(100, usd), HoldRule: evil, HoldNote: evil})
-	s.comp.profiles["usr_evil"] = bo.KYCProfile{UserID: "usr_evil", Level: 1, Country: "DE", Reference: evil, UpdatedBy: evil, Stored: true, Source: "staff"}
-	s.rep.rows = append(s.rep.rows, bo.TxRow{ID: "wd_evil", Kind: "withdrawal", UserID: "usr_evil", Email: evil, MethodID: evil, State: "requested", Amount: money.New(100, usd)})
-	s.audit.entries = append(s.audit.entries, bo.AuditEntry{Seq: 9, Actor: evil, Action: "x.y", Subject: evil, Detail: map[string]string{"reason": evil}})
+	s.comp.SetProfile(bo.KYCProfile{UserID: "usr_evil", Level: 1, Country: "DE", Reference: evil, UpdatedBy: evil, Stored: true, Source: "staff"})
+	s.rep.AddRow(bo.TxRow{ID: "wd_evil", Kind: "withdrawal", UserID: "usr_evil", Email: evil, MethodID: evil, State: "requested", Amount: money.New(100, usd)})
+	s.audit.AddEntry(bo.AuditEntry{Seq: 9, Actor: evil, Action: "x.y", Subject: evil, Detail: map[string]string{"reason": evil}})
 	c := s.as(adminID)
 	pages := map[string]page{
 		"queue":        c.get("/backoffice/queues/withdrawals"),
@@ -106,8 +106,8 @@ func TestRejectNeedsAReason(t *testing.T) {
 	if p.status != http.StatusBadRequest || !strings.Contains(p.body, "give a reason") {
 		t.Errorf("%d\n%s", p.status, excerpt(p.body))
 	}
-	if len(s.acts.all()) != 0 {
-		t.Errorf("funding was called: %q", s.acts.all())
+	if len(s.acts.All()) != 0 {
+		t.Errorf("funding was called: %q", s.acts.All())
 	}
 }
 
@@ -131,8 +131,8 @@ func TestPushInDoubtShowsEvidence(t *testing.T) {
 		t.Errorf("without a note: %d", bad.status)
 	}
 	ok := c.post("/backoffice/queues/pushes/dep_pushed:credit/resolve", url.Values{"applied": {"no"}, "note": {"not in the balance history"}})
-	if ok.status != http.StatusSeeOther || !s.acts.has("resolve-push dep_pushed:credit applied=false by staff:"+financeID+": not in the balance history") {
-		t.Errorf("resolve: %d, log %q", ok.status, s.acts.all())
+	if ok.status != http.StatusSeeOther || !s.acts.Has("resolve-push dep_pushed:credit applied=false by staff:"+financeID+": not in the balance history") {
+		t.Errorf("resolve: %d, log %q", ok.status, s.acts.All())
 	}
 	again := c.post("/backoffice/queues/pushes/dep_pushed:credit/resolve", url.Values{"applied": {"yes"}, "note": {"twice"}})
 	if again.status != http.StatusConflict || !strings.Contains(again.body, "is not in doubt") {
@@ -178,7 +178,7 @@ func TestTransactionSearch(t *testing.T) {
 	if p.status != http.StatusOK {
 		t.Fatalf("%d\n%s", p.status, excerpt(p.body))
 	}
-	got := s.rep.searches[len(s.rep.searches)-1]
+	got := s.rep.LastSearch()
 	if got.Kind != "deposit" || !cmp.Equal(got.Status, []string{"completed"}) || got.Login != 8673590 || got.MethodID != "card" ||
 		got.From.Format("2006-01-02") != "2026-05-01" || got.To.Format("2006-01-02") != "2026-05-04" ||
 		got.MinAmount != money.New(1000, usd) || got.MaxAmount != money.New(50000, usd) || got.Currency != "USD" || got.Limit != 2 {
@@ -311,13 +311,13 @@ func TestAuditVerify(t *testing.T) {
 	if ok.status != http.StatusOK || !strings.Contains(ok.body, "The chain is intact: 3 records checked") {
 		t.Errorf("intact: %d\n%s", ok.status, excerpt(ok.body))
 	}
-	s.audit.check = bo.AuditCheck{Checked: 3, Problems: []bo.AuditProblem{{Seq: 2, Kind: "edited", Detail: "the stored hash does not match the content"}}}
+	s.audit.SetCheck(bo.AuditCheck{Checked: 3, Problems: []bo.AuditProblem{{Seq: 2, Kind: "edited", Detail: "the stored hash does not match the content"}}})
 	bad := c.post("/backoffice/audit/verify", nil)
 	if bad.status != http.StatusConflict || !strings.Contains(bad.body, "record 2: edited: the stored hash does not match the content") {
 		t.Errorf("broken: %d\n%s", bad.status, excerpt(bad.body))
 	}
 	search := c.get("/backoffice/audit?action=withdrawal.&actor=staff:" + financeID)
-	q := s.audit.queries[len(s.audit.queries)-1]
+	q := s.audit.LastQuery()
 	if q.Action != "withdrawal." || q.Actor != "staff:"+financeID || !strings.Contains(search.body, "withdrawal.approved") || strings.Contains(search.body, "ledger.transfer") {
 		t.Errorf("search %+v\n%s", q, excerpt(search.body))
 	}
@@ -337,8 +337,8 @@ func TestStaffGuardsThemselves(t *testing.T) {
 		!strings.Contains(p.body, "finance@broker.test is already a member") {
 		t.Errorf("duplicate: %d", p.status)
 	}
-	if len(s.acts.all()) != 0 {
-		t.Errorf("staff was changed: %q", s.acts.all())
+	if len(s.acts.All()) != 0 {
+		t.Errorf("staff was changed: %q", s.acts.All())
 	}
 }
 

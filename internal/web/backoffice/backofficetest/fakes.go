@@ -1,8 +1,10 @@
-package backoffice_test
-
-// Hand-written fakes of the ports. They keep what they were asked to do in
-// a shared log ("approve wd_1 by staff:stf_finance"), so tests check that
-// an action reached the service with the right actor.
+// Package backofficetest holds hand-written fakes of the back office's
+// ports (internal/web/backoffice) and a fixture of staff, queues, users and
+// transactions, for the tests of the screens and of the admin API. The
+// fakes keep what they were asked to do in a shared log ("approve wd_1 by
+// staff:stf_finance"), so tests check that an action reached the service
+// with the right actor.
+package backofficetest
 
 import (
 	"context"
@@ -31,24 +33,27 @@ import (
 )
 
 // actions is the shared log of what the fakes were asked to do.
-type actions struct {
+type Actions struct {
 	mu  sync.Mutex
 	log []string
 }
 
-func (a *actions) add(format string, args ...any) {
+// Add logs an action (fmt.Sprintf of format and args).
+func (a *Actions) Add(format string, args ...any) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.log = append(a.log, fmt.Sprintf(format, args...))
 }
 
-func (a *actions) has(entry string) bool {
+// Has reports whether the log holds entry.
+func (a *Actions) Has(entry string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return slices.Contains(a.log, entry)
 }
 
-func (a *actions) all() []string {
+// All returns the log.
+func (a *Actions) All() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return slices.Clone(a.log)
@@ -65,7 +70,7 @@ func randomToken() string {
 // --- staff ---
 
 // roleMatrix is internal/staff's: which role has which permission.
-var roleMatrix = map[string][]bo.Permission{
+var RoleMatrix = map[string][]bo.Permission{
 	"viewer":  {bo.PermView},
 	"support": {bo.PermView, bo.PermUsersView},
 	"finance": {bo.PermView, bo.PermUsersView, bo.PermExport, bo.PermWithdrawalsDecide, bo.PermPushesResolve,
@@ -96,23 +101,24 @@ type staffSession struct {
 
 // fakeStaff keeps staff in memory, with real TOTP codes (pquerna/otp) on
 // the fake clock and sessions that expire after idle.
-type fakeStaff struct {
+type Staff struct {
 	mu       sync.Mutex
 	clk      *clock.Fake
-	acts     *actions
+	acts     *Actions
 	idle     time.Duration
 	members  map[string]*staffMember
 	pending  map[string]pendingLogin
 	sessions map[string]staffSession
 }
 
-func newFakeStaff(clk *clock.Fake, acts *actions) *fakeStaff {
-	return &fakeStaff{clk: clk, acts: acts, idle: 30 * time.Minute, members: map[string]*staffMember{},
+// NewStaff returns an empty staff service on clk whose sessions end after 30 minutes idle.
+func NewStaff(clk *clock.Fake, acts *Actions) *Staff {
+	return &Staff{clk: clk, acts: acts, idle: 30 * time.Minute, members: map[string]*staffMember{},
 		pending: map[string]pendingLogin{}, sessions: map[string]staffSession{}}
 }
 
 // add creates a member; enrolled members get a TOTP secret at once.
-func (f *fakeStaff) add(id, email, name, role, password string, enrolled bool) *staffMember {
+func (f *Staff) Add(id, email, name, role, password string, enrolled bool) *staffMember {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	m := &staffMember{Member: bo.Member{ID: id, Email: email, Name: name, Role: role, Status: "active", CreatedAt: f.clk.Now()}, password: password}
@@ -128,7 +134,7 @@ func (f *fakeStaff) add(id, email, name, role, password string, enrolled bool) *
 }
 
 // sessionFor opens a session for a member without the login screens.
-func (f *fakeStaff) sessionFor(memberID string) bo.Session {
+func (f *Staff) SessionFor(memberID string) bo.Session {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	tok := randomToken()
@@ -136,18 +142,20 @@ func (f *fakeStaff) sessionFor(memberID string) bo.Session {
 	return f.sessionLocked(tok)
 }
 
-func (f *fakeStaff) sessionLocked(tok string) bo.Session {
+func (f *Staff) sessionLocked(tok string) bo.Session {
 	s := f.sessions[tok]
 	return bo.Session{Token: tok, CSRF: s.csrf, Member: f.members[s.memberID].Member, ExpiresAt: s.idleEnd}
 }
 
-func (f *fakeStaff) secretOf(id string) string {
+// SecretOf returns the member's enrolled TOTP secret ("" before enrolment).
+func (f *Staff) SecretOf(id string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.members[id].secret
 }
 
-func (f *fakeStaff) BeginLogin(_ context.Context, email, password string) (bo.PendingLogin, error) {
+// BeginLogin is the port's BeginLogin, in memory.
+func (f *Staff) BeginLogin(_ context.Context, email, password string) (bo.PendingLogin, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, m := range f.members {
@@ -174,7 +182,8 @@ func (f *fakeStaff) BeginLogin(_ context.Context, email, password string) (bo.Pe
 	return bo.PendingLogin{}, errs.E(errs.Unauthorized, "fakeStaff.BeginLogin", "wrong e-mail address or password")
 }
 
-func (f *fakeStaff) CompleteLogin(_ context.Context, token, code string) (bo.Session, error) {
+// CompleteLogin is the port's CompleteLogin, in memory.
+func (f *Staff) CompleteLogin(_ context.Context, token, code string) (bo.Session, error) {
 	const op = "fakeStaff.CompleteLogin"
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -202,11 +211,12 @@ func (f *fakeStaff) CompleteLogin(_ context.Context, token, code string) (bo.Ses
 	m.LastLoginAt = f.clk.Now()
 	tok := randomToken()
 	f.sessions[tok] = staffSession{memberID: m.ID, csrf: randomToken(), idleEnd: f.clk.Now().Add(f.idle)}
-	f.acts.add("login %s", m.ID)
+	f.acts.Add("login %s", m.ID)
 	return f.sessionLocked(tok), nil
 }
 
-func (f *fakeStaff) Session(_ context.Context, token string) (bo.Session, error) {
+// Session is the port's Session, in memory.
+func (f *Staff) Session(_ context.Context, token string) (bo.Session, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.sessions[token]
@@ -225,24 +235,27 @@ func (f *fakeStaff) Session(_ context.Context, token string) (bo.Session, error)
 	return f.sessionLocked(token), nil
 }
 
-func (f *fakeStaff) Logout(_ context.Context, token string) error {
+// Logout is the port's Logout, in memory.
+func (f *Staff) Logout(_ context.Context, token string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if s, ok := f.sessions[token]; ok {
-		f.acts.add("logout %s", s.memberID)
+		f.acts.Add("logout %s", s.memberID)
 	}
 	delete(f.sessions, token)
 	return nil
 }
 
-func (f *fakeStaff) Authorize(s bo.Session, p bo.Permission) error {
-	if slices.Contains(roleMatrix[s.Member.Role], p) {
+// Authorize is the port's Authorize, in memory.
+func (f *Staff) Authorize(s bo.Session, p bo.Permission) error {
+	if slices.Contains(RoleMatrix[s.Member.Role], p) {
 		return nil
 	}
 	return errs.Ef(errs.Forbidden, "fakeStaff.Authorize", "role %s may not %s", s.Member.Role, p)
 }
 
-func (f *fakeStaff) Members(context.Context) ([]bo.Member, error) {
+// Members is the port's Members, in memory.
+func (f *Staff) Members(context.Context) ([]bo.Member, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []bo.Member
@@ -253,7 +266,8 @@ func (f *fakeStaff) Members(context.Context) ([]bo.Member, error) {
 	return out, nil
 }
 
-func (f *fakeStaff) AddMember(_ context.Context, n bo.NewMember) (bo.Member, error) {
+// AddMember is the port's AddMember, in memory.
+func (f *Staff) AddMember(_ context.Context, n bo.NewMember) (bo.Member, error) {
 	const op = "fakeStaff.AddMember"
 	f.mu.Lock()
 	for _, m := range f.members {
@@ -267,12 +281,12 @@ func (f *fakeStaff) AddMember(_ context.Context, n bo.NewMember) (bo.Member, err
 		return bo.Member{}, errs.E(errs.Invalid, op, "the password needs at least 12 characters")
 	}
 	id := "stf_" + strconv.Itoa(len(f.members)+100)
-	m := f.add(id, n.Email, n.Name, n.Role, n.Password, false)
-	f.acts.add("add %s %s by %s", n.Email, n.Role, n.Actor)
+	m := f.Add(id, n.Email, n.Name, n.Role, n.Password, false)
+	f.acts.Add("add %s %s by %s", n.Email, n.Role, n.Actor)
 	return m.Member, nil
 }
 
-func (f *fakeStaff) change(op, actor, id string, do func(m *staffMember)) error {
+func (f *Staff) change(op, actor, id string, do func(m *staffMember)) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	m, ok := f.members[id]
@@ -280,23 +294,27 @@ func (f *fakeStaff) change(op, actor, id string, do func(m *staffMember)) error 
 		return errs.Ef(errs.NotFound, "fakeStaff."+op, "no member %s", id)
 	}
 	do(m)
-	f.acts.add("%s %s by %s", op, id, actor)
+	f.acts.Add("%s %s by %s", op, id, actor)
 	return nil
 }
 
-func (f *fakeStaff) SetRole(_ context.Context, actor, id, role string) error {
+// SetRole is the port's SetRole, in memory.
+func (f *Staff) SetRole(_ context.Context, actor, id, role string) error {
 	return f.change("role", actor, id, func(m *staffMember) { m.Role = role })
 }
 
-func (f *fakeStaff) Disable(_ context.Context, actor, id string) error {
+// Disable is the port's Disable, in memory.
+func (f *Staff) Disable(_ context.Context, actor, id string) error {
 	return f.change("disable", actor, id, func(m *staffMember) { m.Status = "disabled" })
 }
 
-func (f *fakeStaff) Enable(_ context.Context, actor, id string) error {
+// Enable is the port's Enable, in memory.
+func (f *Staff) Enable(_ context.Context, actor, id string) error {
 	return f.change("enable", actor, id, func(m *staffMember) { m.Status = "active" })
 }
 
-func (f *fakeStaff) ResetTOTP(_ context.Context, actor, id string) error {
+// ResetTOTP is the port's ResetTOTP, in memory.
+func (f *Staff) ResetTOTP(_ context.Context, actor, id string) error {
 	return f.change("reset-totp", actor, id, func(m *staffMember) { m.secret, m.TOTPEnrolled = "", false })
 }
 
@@ -304,21 +322,22 @@ func (f *fakeStaff) ResetTOTP(_ context.Context, actor, id string) error {
 
 // fakeFunding keeps tasks and decides them as funding does, four-eyes
 // included.
-type fakeFunding struct {
-	mu    sync.Mutex
-	acts  *actions
-	tasks []bo.Task
+type Funding struct {
+	mu       sync.Mutex
+	acts     *Actions
+	TaskList []bo.Task
 }
 
-func (f *fakeFunding) Tasks(context.Context) ([]bo.Task, error) {
+// Tasks is the port's Tasks, in memory.
+func (f *Funding) Tasks(context.Context) ([]bo.Task, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return slices.Clone(f.tasks), nil
+	return slices.Clone(f.TaskList), nil
 }
 
 // take removes and returns the task of id that matches keep.
-func (f *fakeFunding) find(id string, keep func(bo.Task) bool) (int, error) {
-	for i, t := range f.tasks {
+func (f *Funding) find(id string, keep func(bo.Task) bool) (int, error) {
+	for i, t := range f.TaskList {
 		if t.ID == id && keep(t) {
 			return i, nil
 		}
@@ -326,30 +345,31 @@ func (f *fakeFunding) find(id string, keep func(bo.Task) bool) (int, error) {
 	return -1, errs.Ef(errs.NotFound, "fakeFunding", "%s is not waiting for a decision", id)
 }
 
-func (f *fakeFunding) ApproveWithdrawal(_ context.Context, id, by string) (bo.Decision, error) {
+// ApproveWithdrawal is the port's ApproveWithdrawal, in memory.
+func (f *Funding) ApproveWithdrawal(_ context.Context, id, by string) (bo.Decision, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	i, err := f.find(id, func(t bo.Task) bool { return t.Kind == bo.TaskApproval })
 	if err != nil {
 		return bo.Decision{}, err
 	}
-	t := &f.tasks[i]
+	t := &f.TaskList[i]
 	if t.FourEyes {
 		switch t.FirstApprovedBy {
 		case "":
 			t.FirstApprovedBy = by
-			f.acts.add("first-approve %s by %s", id, by)
+			f.acts.Add("first-approve %s by %s", id, by)
 			return bo.Decision{ID: id, Status: "awaiting_approval", FirstApprovedBy: by, NeedsSecondApproval: true}, nil
 		case by:
 			return bo.Decision{}, errs.E(errs.Forbidden, "funding.ApproveWithdrawal", "you gave the first approval; the second approver must be another person")
 		}
 	}
-	f.tasks = slices.Delete(f.tasks, i, i+1)
-	f.acts.add("approve %s by %s", id, by)
+	f.TaskList = slices.Delete(f.TaskList, i, i+1)
+	f.acts.Add("approve %s by %s", id, by)
 	return bo.Decision{ID: id, Status: "approved"}, nil
 }
 
-func (f *fakeFunding) decide(verb, id, by, text string, keep func(bo.Task) bool) (bo.Decision, error) {
+func (f *Funding) decide(verb, id, by, text string, keep func(bo.Task) bool) (bo.Decision, error) {
 	if strings.TrimSpace(text) == "" {
 		return bo.Decision{}, errs.E(errs.Invalid, "fakeFunding", "a reason is required")
 	}
@@ -359,60 +379,68 @@ func (f *fakeFunding) decide(verb, id, by, text string, keep func(bo.Task) bool)
 	if err != nil {
 		return bo.Decision{}, err
 	}
-	f.tasks = slices.Delete(f.tasks, i, i+1)
-	f.acts.add("%s %s by %s: %s", verb, id, by, text)
+	f.TaskList = slices.Delete(f.TaskList, i, i+1)
+	f.acts.Add("%s %s by %s: %s", verb, id, by, text)
 	return bo.Decision{ID: id, Status: verb}, nil
 }
 
 func isApproval(t bo.Task) bool { return t.Kind == bo.TaskApproval }
 func isHold(t bo.Task) bool     { return t.Flag == bo.FlagReviewHold }
 
-func (f *fakeFunding) RejectWithdrawal(_ context.Context, id, by, reason string) (bo.Decision, error) {
+// RejectWithdrawal is the port's RejectWithdrawal, in memory.
+func (f *Funding) RejectWithdrawal(_ context.Context, id, by, reason string) (bo.Decision, error) {
 	return f.decide("reject", id, by, reason, isApproval)
 }
 
-func (f *fakeFunding) ReleaseDeposit(_ context.Context, id, by, note string) (bo.Decision, error) {
+// ReleaseDeposit is the port's ReleaseDeposit, in memory.
+func (f *Funding) ReleaseDeposit(_ context.Context, id, by, note string) (bo.Decision, error) {
 	return f.decide("release", id, by, note, isHold)
 }
 
-func (f *fakeFunding) RejectDeposit(_ context.Context, id, by, reason string) (bo.Decision, error) {
+// RejectDeposit is the port's RejectDeposit, in memory.
+func (f *Funding) RejectDeposit(_ context.Context, id, by, reason string) (bo.Decision, error) {
 	return f.decide("reject-deposit", id, by, reason, isHold)
 }
 
-func (f *fakeFunding) ClearFlag(_ context.Context, id, by, note string) error {
+// ClearFlag is the port's ClearFlag, in memory.
+func (f *Funding) ClearFlag(_ context.Context, id, by, note string) error {
 	_, err := f.decide("clear", id, by, note, func(t bo.Task) bool { return t.Kind == bo.TaskFlagged })
 	return err
 }
 
 // --- pushes and payments ---
 
-type fakePushes struct {
-	mu     sync.Mutex
-	acts   *actions
-	pushes map[string]push.Push
-	events map[string][]push.Event
+// Pushes fakes the Pushes port: pushes by id with their events.
+type Pushes struct {
+	mu         sync.Mutex
+	acts       *Actions
+	Pushes     map[string]push.Push
+	EventsByID map[string][]push.Event
 }
 
-func (f *fakePushes) Get(_ context.Context, id string) (push.Push, error) {
+// Get is the port's Get, in memory.
+func (f *Pushes) Get(_ context.Context, id string) (push.Push, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	p, ok := f.pushes[id]
+	p, ok := f.Pushes[id]
 	if !ok {
 		return push.Push{}, errs.Ef(errs.NotFound, "push.Get", "push %s not found", id)
 	}
 	return p, nil
 }
 
-func (f *fakePushes) Events(_ context.Context, id string) ([]push.Event, error) {
+// Events is the port's Events, in memory.
+func (f *Pushes) Events(_ context.Context, id string) ([]push.Event, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.events[id], nil
+	return f.EventsByID[id], nil
 }
 
-func (f *fakePushes) Resolve(_ context.Context, id string, applied bool, operator, note string) (push.Push, error) {
+// Resolve is the port's Resolve, in memory.
+func (f *Pushes) Resolve(_ context.Context, id string, applied bool, operator, note string) (push.Push, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	p, ok := f.pushes[id]
+	p, ok := f.Pushes[id]
 	if !ok || p.State != push.InDoubt {
 		return push.Push{}, errs.Ef(errs.Conflict, "push.Resolve", "push %s is not in doubt", id)
 	}
@@ -420,68 +448,81 @@ func (f *fakePushes) Resolve(_ context.Context, id string, applied bool, operato
 	if applied {
 		p.State = push.ResolvedApplied
 	}
-	f.pushes[id] = p
-	f.acts.add("resolve-push %s applied=%v by %s: %s", id, applied, operator, note)
+	f.Pushes[id] = p
+	f.acts.Add("resolve-push %s applied=%v by %s: %s", id, applied, operator, note)
 	return p, nil
 }
 
-type fakePayments struct {
-	mu       sync.Mutex
-	acts     *actions
-	payments map[string]payments.Payment
-	events   map[string][]payments.StoredEvent
+// Payments fakes the Payments port: payments by id with their provider events.
+type Payments struct {
+	mu         sync.Mutex
+	acts       *Actions
+	Payments   map[string]payments.Payment
+	EventsByID map[string][]payments.StoredEvent
 }
 
-func (f *fakePayments) Get(_ context.Context, id string) (payments.Payment, error) {
+// Get is the port's Get, in memory.
+func (f *Payments) Get(_ context.Context, id string) (payments.Payment, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	p, ok := f.payments[id]
+	p, ok := f.Payments[id]
 	if !ok {
 		return payments.Payment{}, errs.Ef(errs.NotFound, "payments.Get", "payment %s does not exist", id)
 	}
 	return p, nil
 }
 
-func (f *fakePayments) History(context.Context, string) ([]payments.StatusChange, error) {
+// History is the port's History, in memory.
+func (f *Payments) History(context.Context, string) ([]payments.StatusChange, error) {
 	return []payments.StatusChange{{Seq: 1, To: payments.Pending, Source: "start"}, {Seq: 2, From: payments.Pending, To: payments.Review, Reason: payments.ReasonAmountMismatch, Source: "webhook"}}, nil
 }
 
-func (f *fakePayments) Events(_ context.Context, id string) ([]payments.StoredEvent, error) {
+// Events is the port's Events, in memory.
+func (f *Payments) Events(_ context.Context, id string) ([]payments.StoredEvent, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.events[id], nil
+	return f.EventsByID[id], nil
 }
 
-func (f *fakePayments) ResolveReview(_ context.Context, id string, to payments.Status, operator, note string) (payments.Payment, error) {
+// ResolveReview is the port's ResolveReview, in memory.
+func (f *Payments) ResolveReview(_ context.Context, id string, to payments.Status, operator, note string) (payments.Payment, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	p, ok := f.payments[id]
+	p, ok := f.Payments[id]
 	if !ok || p.Status != payments.Review {
 		return payments.Payment{}, errs.Ef(errs.Conflict, "payments.ResolveReview", "payment %s is not under review", id)
 	}
 	p.Status = to
-	f.payments[id] = p
-	f.acts.add("resolve-payment %s %s by %s: %s", id, to, operator, note)
+	f.Payments[id] = p
+	f.acts.Add("resolve-payment %s %s by %s: %s", id, to, operator, note)
 	return p, nil
 }
 
 // --- users ---
 
-type fakeUsers struct {
-	users    map[string]identity.User
-	accounts map[string][]identity.Account
+// Users fakes the Users port.
+type Users struct {
+	mu             sync.Mutex
+	Users          map[string]identity.User
+	AccountsByUser map[string][]identity.Account
 }
 
-func (f *fakeUsers) UserByID(_ context.Context, id string) (identity.User, error) {
-	u, ok := f.users[id]
+// UserByID is the port's UserByID, in memory.
+func (f *Users) UserByID(_ context.Context, id string) (identity.User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u, ok := f.Users[id]
 	if !ok {
 		return identity.User{}, errs.Ef(errs.NotFound, "identity.UserByID", "user %s not found", id)
 	}
 	return u, nil
 }
 
-func (f *fakeUsers) UserByEmail(_ context.Context, email string) (identity.User, error) {
-	for _, u := range f.users {
+// UserByEmail is the port's UserByEmail, in memory.
+func (f *Users) UserByEmail(_ context.Context, email string) (identity.User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, u := range f.Users {
 		if strings.EqualFold(u.Email, email) {
 			return u, nil
 		}
@@ -489,61 +530,69 @@ func (f *fakeUsers) UserByEmail(_ context.Context, email string) (identity.User,
 	return identity.User{}, errs.E(errs.NotFound, "identity.UserByEmail", "no such user")
 }
 
-func (f *fakeUsers) Accounts(_ context.Context, id string) ([]identity.Account, error) {
-	return f.accounts[id], nil
+// Accounts is the port's Accounts, in memory.
+func (f *Users) Accounts(_ context.Context, id string) ([]identity.Account, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.AccountsByUser[id], nil
 }
 
 // --- compliance ---
 
-type fakeCompliance struct {
-	mu       sync.Mutex
-	acts     *actions
-	profiles map[string]bo.KYCProfile
-	history  map[string][]bo.KYCChange
-	holds    []bo.Hold
-	limits   []bo.Limit
-	rules    []bo.Rule
+// Compliance fakes the Compliance port: profiles, history, holds, limits and rules in memory.
+type Compliance struct {
+	mu        sync.Mutex
+	acts      *Actions
+	Profiles  map[string]bo.KYCProfile
+	History   map[string][]bo.KYCChange
+	HoldList  []bo.Hold
+	LimitList []bo.Limit
+	RuleList  []bo.Rule
 }
 
-func (f *fakeCompliance) Profile(_ context.Context, userID string) (bo.KYCProfile, error) {
+// Profile is the port's Profile, in memory.
+func (f *Compliance) Profile(_ context.Context, userID string) (bo.KYCProfile, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if p, ok := f.profiles[userID]; ok {
+	if p, ok := f.Profiles[userID]; ok {
 		return p, nil
 	}
 	return bo.KYCProfile{UserID: userID, Level: 0, Country: "DE"}, nil
 }
 
-func (f *fakeCompliance) KYCHistory(_ context.Context, userID string) ([]bo.KYCChange, error) {
+// KYCHistory is the port's KYCHistory, in memory.
+func (f *Compliance) KYCHistory(_ context.Context, userID string) ([]bo.KYCChange, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.history[userID], nil
+	return f.History[userID], nil
 }
 
-func (f *fakeCompliance) SetKYC(_ context.Context, actor, userID string, u bo.KYCUpdate) error {
+// SetKYC is the port's SetKYC, in memory.
+func (f *Compliance) SetKYC(_ context.Context, actor, userID string, u bo.KYCUpdate) error {
 	if len(u.Country) != 2 {
 		return errs.E(errs.Invalid, "compliance.SetKYC", "the country must be two letters")
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	old, had := f.profiles[userID]
+	old, had := f.Profiles[userID]
 	prev := -1
 	if had {
 		prev = old.Level
 	}
-	f.profiles[userID] = bo.KYCProfile{UserID: userID, Level: u.Level, Country: u.Country, Source: "staff", Reference: u.Reference,
+	f.Profiles[userID] = bo.KYCProfile{UserID: userID, Level: u.Level, Country: u.Country, Source: "staff", Reference: u.Reference,
 		UpdatedBy: actor, UpdatedAt: time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC), Stored: true}
-	f.history[userID] = append([]bo.KYCChange{{Level: u.Level, Country: u.Country, Source: "staff", Reference: u.Reference,
-		PreviousLevel: prev, PreviousCountry: old.Country, Actor: actor}}, f.history[userID]...)
-	f.acts.add("kyc %s level %d %s by %s: %s", userID, u.Level, u.Country, actor, u.Reference)
+	f.History[userID] = append([]bo.KYCChange{{Level: u.Level, Country: u.Country, Source: "staff", Reference: u.Reference,
+		PreviousLevel: prev, PreviousCountry: old.Country, Actor: actor}}, f.History[userID]...)
+	f.acts.Add("kyc %s level %d %s by %s: %s", userID, u.Level, u.Country, actor, u.Reference)
 	return nil
 }
 
-func (f *fakeCompliance) Holds(_ context.Context, open bool) ([]bo.Hold, error) {
+// Holds is the port's Holds, in memory.
+func (f *Compliance) Holds(_ context.Context, open bool) ([]bo.Hold, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []bo.Hold
-	for _, h := range f.holds {
+	for _, h := range f.HoldList {
 		if !open || h.State == bo.HoldOpen {
 			out = append(out, h)
 		}
@@ -551,10 +600,11 @@ func (f *fakeCompliance) Holds(_ context.Context, open bool) ([]bo.Hold, error) 
 	return out, nil
 }
 
-func (f *fakeCompliance) Hold(_ context.Context, id string) (bo.Hold, error) {
+// Hold is the port's Hold, in memory.
+func (f *Compliance) Hold(_ context.Context, id string) (bo.Hold, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, h := range f.holds {
+	for _, h := range f.HoldList {
 		if h.TxnID == id {
 			return h, nil
 		}
@@ -562,39 +612,43 @@ func (f *fakeCompliance) Hold(_ context.Context, id string) (bo.Hold, error) {
 	return bo.Hold{}, errs.E(errs.NotFound, "compliance.Hold", "not held")
 }
 
-func (f *fakeCompliance) Limits(context.Context) ([]bo.Limit, error) {
+// Limits is the port's Limits, in memory.
+func (f *Compliance) Limits(context.Context) ([]bo.Limit, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return slices.Clone(f.limits), nil
+	return slices.Clone(f.LimitList), nil
 }
 
-func (f *fakeCompliance) SetLimit(_ context.Context, actor string, l bo.Limit) error {
+// SetLimit is the port's SetLimit, in memory.
+func (f *Compliance) SetLimit(_ context.Context, actor string, l bo.Limit) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.acts.add("limit %s/%s/%s/%d day %s month %s by %s", l.Direction, l.Method, l.Currency, l.KYCLevel, l.PerDay.Decimal(), l.PerMonth.Decimal(), actor)
-	for i, x := range f.limits {
+	f.acts.Add("limit %s/%s/%s/%d day %s month %s by %s", l.Direction, l.Method, l.Currency, l.KYCLevel, l.PerDay.Decimal(), l.PerMonth.Decimal(), actor)
+	for i, x := range f.LimitList {
 		if x.LimitKey == l.LimitKey {
-			f.limits[i] = l
+			f.LimitList[i] = l
 			return nil
 		}
 	}
-	f.limits = append(f.limits, l)
+	f.LimitList = append(f.LimitList, l)
 	return nil
 }
 
-func (f *fakeCompliance) Rules(context.Context) ([]bo.Rule, error) {
+// Rules is the port's Rules, in memory.
+func (f *Compliance) Rules(context.Context) ([]bo.Rule, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return slices.Clone(f.rules), nil
+	return slices.Clone(f.RuleList), nil
 }
 
-func (f *fakeCompliance) SetRule(_ context.Context, actor string, r bo.Rule) error {
+// SetRule is the port's SetRule, in memory.
+func (f *Compliance) SetRule(_ context.Context, actor string, r bo.Rule) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for i, x := range f.rules {
+	for i, x := range f.RuleList {
 		if x.Name == r.Name {
-			f.rules[i] = r
-			f.acts.add("rule %s enabled=%v count=%d window=%s by %s", r.Name, r.Enabled, r.Count, r.Window, actor)
+			f.RuleList[i] = r
+			f.acts.Add("rule %s enabled=%v count=%d window=%s by %s", r.Name, r.Enabled, r.Count, r.Window, actor)
 			return nil
 		}
 	}
@@ -603,16 +657,17 @@ func (f *fakeCompliance) SetRule(_ context.Context, actor string, r bo.Rule) err
 
 // --- reports ---
 
-type fakeReports struct {
-	mu       sync.Mutex
-	rows     []bo.TxRow
-	timeline map[string][]bo.TimelineEvent
-	searches []bo.TxFilter
+// Reports fakes the Reports port over Rows and Timelines; it remembers the filters it was given.
+type Reports struct {
+	mu        sync.Mutex
+	Rows      []bo.TxRow
+	Timelines map[string][]bo.TimelineEvent
+	searches  []bo.TxFilter
 }
 
-func (f *fakeReports) match(flt bo.TxFilter) []bo.TxRow {
+func (f *Reports) match(flt bo.TxFilter) []bo.TxRow {
 	var out []bo.TxRow
-	for _, r := range f.rows {
+	for _, r := range f.Rows {
 		switch {
 		case flt.UserID != "" && r.UserID != flt.UserID,
 			flt.Email != "" && !strings.EqualFold(r.Email, flt.Email),
@@ -627,7 +682,8 @@ func (f *fakeReports) match(flt bo.TxFilter) []bo.TxRow {
 	return out
 }
 
-func (f *fakeReports) Search(_ context.Context, flt bo.TxFilter) (bo.TxPage, error) {
+// Search is the port's Search, in memory.
+func (f *Reports) Search(_ context.Context, flt bo.TxFilter) (bo.TxPage, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.searches = append(f.searches, flt)
@@ -652,7 +708,8 @@ func (f *fakeReports) Search(_ context.Context, flt bo.TxFilter) (bo.TxPage, err
 	return page, nil
 }
 
-func (f *fakeReports) WriteCSV(_ context.Context, w io.Writer, flt bo.TxFilter) error {
+// WriteCSV is the port's WriteCSV, in memory.
+func (f *Reports) WriteCSV(_ context.Context, w io.Writer, flt bo.TxFilter) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, err := io.WriteString(w, "id,kind,user,amount,currency\n"); err != nil {
@@ -666,12 +723,13 @@ func (f *fakeReports) WriteCSV(_ context.Context, w io.Writer, flt bo.TxFilter) 
 	return nil
 }
 
-func (f *fakeReports) Timeline(_ context.Context, id string) (bo.TxDetail, error) {
+// Timeline is the port's Timeline, in memory.
+func (f *Reports) Timeline(_ context.Context, id string) (bo.TxDetail, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, r := range f.rows {
+	for _, r := range f.Rows {
 		if r.ID == id {
-			return bo.TxDetail{Row: r, PaymentID: "pay_" + strings.TrimPrefix(strings.TrimPrefix(id, "dep_"), "wd_"), Timeline: f.timeline[id]}, nil
+			return bo.TxDetail{Row: r, PaymentID: "pay_" + strings.TrimPrefix(strings.TrimPrefix(id, "dep_"), "wd_"), Timeline: f.Timelines[id]}, nil
 		}
 	}
 	return bo.TxDetail{}, errs.Ef(errs.NotFound, "reports.Timeline", "no deposit or withdrawal %q", id)
@@ -680,7 +738,7 @@ func (f *fakeReports) Timeline(_ context.Context, id string) (bo.TxDetail, error
 // barsSVG draws a bar chart the way internal/reports does: inline SVG with
 // presentation attributes only (no style, no script), a title, a legend,
 // each value written over its bar.
-func barsSVG(title string, labels []string, names []string, series ...[]int) template.HTML {
+func BarsSVG(title string, labels []string, names []string, series ...[]int) template.HTML {
 	colors := []string{"#2e7d32", "#1565c0", "#ef6c00", "#6a1b9a"}
 	group := 16*len(series) + 18
 	for _, l := range labels {
@@ -712,43 +770,47 @@ func barsSVG(title string, labels []string, names []string, series ...[]int) tem
 	return template.HTML(b.String())
 }
 
-func (f *fakeReports) Dashboard(_ context.Context, from, to time.Time) (bo.Dashboard, error) {
+// Dashboard is the port's Dashboard, in memory.
+func (f *Reports) Dashboard(_ context.Context, from, to time.Time) (bo.Dashboard, error) {
 	return bo.Dashboard{From: from, To: to,
 		Figures: []bo.Figure{{Name: "deposits_count", Label: "Deposits completed", Value: "42"}, {Name: "withdrawals_count", Label: "Withdrawals completed", Value: "17"},
 			{Name: "approval_median", Label: "Median approval time", Value: "12 min"}, {Name: "funnel_conversion", Label: "Screen to credit", Value: "38.10 %"}},
 		Charts: []bo.Chart{
-			{ID: "per_day", Title: "Deposits and withdrawals per day (USD)", SVG: barsSVG("Deposits and withdrawals per day",
+			{ID: "per_day", Title: "Deposits and withdrawals per day (USD)", SVG: BarsSVG("Deposits and withdrawals per day",
 				[]string{"04-28", "04-29", "04-30", "05-01", "05-02", "05-03", "05-04"}, []string{"deposits", "withdrawals"},
 				[]int{4200, 6100, 5300, 8800, 7400, 9100, 6600}, []int{1800, 2500, 1200, 3900, 2100, 2700, 3300}),
 				Series: []bo.Series{{Name: "deposits USD", Points: []bo.Point{{Label: "2026-05-03", Value: "9100.00"}, {Label: "2026-05-04", Value: "6600.00"}}}}},
-			{ID: "approval_times", Title: "Approval times (minutes)", SVG: barsSVG("Approval times", []string{"median", "90th percentile"}, []string{"minutes"}, []int{12, 47})},
-			{ID: "decline_reasons", Title: "Decline reasons", SVG: barsSVG("Decline reasons", []string{"insufficient_funds", "do_not_honor", "3ds_failed", "expired_card"},
+			{ID: "approval_times", Title: "Approval times (minutes)", SVG: BarsSVG("Approval times", []string{"median", "90th percentile"}, []string{"minutes"}, []int{12, 47})},
+			{ID: "decline_reasons", Title: "Decline reasons", SVG: BarsSVG("Decline reasons", []string{"insufficient_funds", "do_not_honor", "3ds_failed", "expired_card"},
 				[]string{"deposits"}, []int{31, 14, 9, 4})},
-			{ID: "funnel", Title: "Deposit funnel", SVG: barsSVG("Deposit funnel", []string{"screen opened", "method chosen", "paid", "credited"},
+			{ID: "funnel", Title: "Deposit funnel", SVG: BarsSVG("Deposit funnel", []string{"screen opened", "method chosen", "paid", "credited"},
 				[]string{"sessions and deposits"}, []int{420, 280, 171, 160})},
 		}}, nil
 }
 
 // --- reconciliation and audit ---
 
-type fakeReconcile struct {
-	mu    sync.Mutex
-	acts  *actions
-	runs  []bo.ReconRun
-	cases []bo.ReconCase
+// Reconcile fakes the Reconcile port: runs and cases in memory.
+type Reconcile struct {
+	mu       sync.Mutex
+	acts     *Actions
+	RunList  []bo.ReconRun
+	CaseList []bo.ReconCase
 }
 
-func (f *fakeReconcile) Runs(context.Context, int) ([]bo.ReconRun, error) {
+// Runs is the port's Runs, in memory.
+func (f *Reconcile) Runs(context.Context, int) ([]bo.ReconRun, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return slices.Clone(f.runs), nil
+	return slices.Clone(f.RunList), nil
 }
 
-func (f *fakeReconcile) Cases(_ context.Context, open bool, _ int) ([]bo.ReconCase, error) {
+// Cases is the port's Cases, in memory.
+func (f *Reconcile) Cases(_ context.Context, open bool, _ int) ([]bo.ReconCase, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []bo.ReconCase
-	for _, c := range f.cases {
+	for _, c := range f.CaseList {
 		if (c.Status == "open") == open {
 			out = append(out, c)
 		}
@@ -756,46 +818,50 @@ func (f *fakeReconcile) Cases(_ context.Context, open bool, _ int) ([]bo.ReconCa
 	return out, nil
 }
 
-func (f *fakeReconcile) Resolve(_ context.Context, id, actor, note string) (bo.ReconCase, error) {
+// Resolve is the port's Resolve, in memory.
+func (f *Reconcile) Resolve(_ context.Context, id, actor, note string) (bo.ReconCase, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for i, c := range f.cases {
+	for i, c := range f.CaseList {
 		if c.ID == id {
 			if c.Status != "open" {
 				return bo.ReconCase{}, errs.E(errs.Conflict, "reconcile.Resolve", "the case is resolved already")
 			}
 			c.Status, c.ResolvedBy, c.Note = "resolved", actor, note
-			f.cases[i] = c
-			f.acts.add("resolve-case %s by %s: %s", id, actor, note)
+			f.CaseList[i] = c
+			f.acts.Add("resolve-case %s by %s: %s", id, actor, note)
 			return c, nil
 		}
 	}
 	return bo.ReconCase{}, errs.E(errs.NotFound, "reconcile.Resolve", "no such case")
 }
 
-func (f *fakeReconcile) Run(_ context.Context, actor string) (bo.ReconRun, error) {
+// Run is the port's Run, in memory.
+func (f *Reconcile) Run(_ context.Context, actor string) (bo.ReconRun, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	r := bo.ReconRun{ID: "rcn_" + strconv.Itoa(len(f.runs)+1), Actor: actor, Status: "clean", Summary: "clean: 3 accounts, 5 payments checked"}
-	f.runs = append([]bo.ReconRun{r}, f.runs...)
-	f.acts.add("reconcile by %s", actor)
+	r := bo.ReconRun{ID: "rcn_" + strconv.Itoa(len(f.RunList)+1), Actor: actor, Status: "clean", Summary: "clean: 3 accounts, 5 payments checked"}
+	f.RunList = append([]bo.ReconRun{r}, f.RunList...)
+	f.acts.Add("reconcile by %s", actor)
 	return r, nil
 }
 
-type fakeAudit struct {
+// Audit fakes the Audit port: Entries, and Check as the answer of Verify.
+type Audit struct {
 	mu      sync.Mutex
-	acts    *actions
-	entries []bo.AuditEntry
-	check   bo.AuditCheck
+	acts    *Actions
+	Entries []bo.AuditEntry
+	Check   bo.AuditCheck
 	queries []bo.AuditQuery
 }
 
-func (f *fakeAudit) Search(_ context.Context, q bo.AuditQuery) ([]bo.AuditEntry, error) {
+// Search is the port's Search, in memory.
+func (f *Audit) Search(_ context.Context, q bo.AuditQuery) ([]bo.AuditEntry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.queries = append(f.queries, q)
 	var out []bo.AuditEntry
-	for _, e := range f.entries {
+	for _, e := range f.Entries {
 		if (q.Actor == "" || e.Actor == q.Actor) && strings.HasPrefix(e.Action, q.Action) && (q.BeforeSeq == 0 || e.Seq < q.BeforeSeq) {
 			out = append(out, e)
 		}
@@ -807,11 +873,12 @@ func (f *fakeAudit) Search(_ context.Context, q bo.AuditQuery) ([]bo.AuditEntry,
 	return out, nil
 }
 
-func (f *fakeAudit) Verify(context.Context) (bo.AuditCheck, error) {
+// Verify is the port's Verify, in memory.
+func (f *Audit) Verify(context.Context) (bo.AuditCheck, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.acts.add("verify")
-	return f.check, nil
+	f.acts.Add("verify")
+	return f.Check, nil
 }
 
 // fixtures are the money amounts of the tests.
@@ -820,8 +887,87 @@ var (
 	eur = money.MustCurrency("EUR")
 )
 
-func pushInDoubt(id, owner string, login int64, a money.Amount, at time.Time) push.Push {
+// PushInDoubt returns a DEPOSIT push that is in doubt after a timeout.
+func PushInDoubt(id, owner string, login int64, a money.Amount, at time.Time) push.Push {
 	return push.Push{ID: id, Owner: "deposit", OwnerID: owner, State: push.InDoubt, Sends: 1,
 		Change:   platform.BalanceChange{Login: login, Type: platform.Deposit, Amount: a, Comment: "OpenCashier deposit " + owner, ExternalID: id},
 		Evidence: "timeout after 5s; the platform offers no look-up", SendingAt: at, CreatedAt: at, UpdatedAt: at}
+}
+
+// --- helpers for tests ---
+
+// SetStatus makes a member "active" or "disabled".
+func (f *Staff) SetStatus(id, status string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.members[id].Status = status
+}
+
+// Member returns a member as the staff service holds it.
+func (f *Staff) Member(id string) bo.Member {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.members[id].Member
+}
+
+// AddTask puts a task on the queues.
+func (f *Funding) AddTask(t bo.Task) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.TaskList = append(f.TaskList, t)
+}
+
+// LastSearch is the filter of the latest Search.
+func (f *Reports) LastSearch() bo.TxFilter {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.searches) == 0 {
+		return bo.TxFilter{}
+	}
+	return f.searches[len(f.searches)-1]
+}
+
+// AddRow adds a transaction.
+func (f *Reports) AddRow(r bo.TxRow) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Rows = append(f.Rows, r)
+}
+
+// SetProfile stores a KYC profile.
+func (f *Compliance) SetProfile(p bo.KYCProfile) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Profiles[p.UserID] = p
+}
+
+// SetCheck sets what Verify answers.
+func (f *Audit) SetCheck(c bo.AuditCheck) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Check = c
+}
+
+// AddEntry adds a record to the trail.
+func (f *Audit) AddEntry(e bo.AuditEntry) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Entries = append(f.Entries, e)
+}
+
+// LastQuery is the query of the latest Search.
+func (f *Audit) LastQuery() bo.AuditQuery {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.queries) == 0 {
+		return bo.AuditQuery{}
+	}
+	return f.queries[len(f.queries)-1]
+}
+
+// Add adds a user.
+func (f *Users) Add(u identity.User) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Users[u.ID] = u
 }
