@@ -66,6 +66,8 @@ type Manifest struct {
 	CRMAPIPassword string          `json:"crmApiPassword"`
 	Manager        ManifestManager `json:"manager"`
 	Users          []ManifestUser  `json:"users"`
+	Staff          []ManifestStaff `json:"staff"`         // back-office members
+	BackOfficeURL  string          `json:"backOfficeURL"` // the back office's login
 
 	AppURL            string `json:"appURL"`            // the fake cTrader app
 	LoginURL          string `json:"loginURL"`          // the broker login screen
@@ -210,8 +212,15 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 		abandon(ctx, srv)
 		return err
 	}
+	staffMembers, err := seedDemoBackOffice(ctx, a)
+	if err != nil {
+		stopSim()
+		abandon(ctx, srv)
+		return err
+	}
 	man := Manifest{CashierURL: cashierURL, SimulatorURL: simURL, CRMAPIPassword: crmPassword,
 		Manager: ManifestManager{Login: demoManagerLogin, Password: demoManagerPassword}, Users: users,
+		Staff: staffMembers, BackOfficeURL: cashierURL + "/backoffice/",
 		AppURL: simURL + "/app/", LoginURL: cashierURL + "/auth/login", SuccessURL: cfg.Screens.SuccessURL,
 		SandboxControlURL: cashierURL + sandbox.Prefix + "/control", MailboxURL: cashierURL + "/_demo/mail/", SMSURL: cashierURL + "/_demo/sms/",
 		DataDir: dir, DatabaseURL: cfg.DatabaseURL, IdentityMode: string(cfg.Identity.Mode)}
@@ -248,6 +257,7 @@ func demoConfig(cfg *config.Config, simURL, crmPassword string) {
 	cfg.Screens.LegalEntity = "Demo Broker Ltd (not a real company)"
 	cfg.Screens.SupportEmail = "support@example.com"
 	cfg.Screens.DefaultKYCLevel = 2
+	cfg.Screens.DefaultCountry = "GB" // the card-country rule holds a deposit by the Brazilian test card
 	cfg.Identity.CRMPasswords = []string{crmPassword}
 	cfg.CTrader.URL = simURL
 	cfg.CTrader.ManagerLogin = demoManagerLogin
@@ -262,6 +272,10 @@ func demoConfig(cfg *config.Config, simURL, crmPassword string) {
 		panic("demo: auto-approval limits: " + err.Error()) // a constant
 	}
 	cfg.Funding.AutoApprove = limits
+	if cfg.Funding.FourEyesAbove, err = funding.ParseAutoApproveLimits(demoFourEyes); err != nil {
+		panic("demo: four-eyes amounts: " + err.Error()) // a constant
+	}
+	cfg.BackOffice.ReconcileEvery = 10 * time.Minute
 }
 
 // seedDemoUsers makes sure every cTID user of the simulator's demo seed is
@@ -395,6 +409,7 @@ func printDemo(w io.Writer, man Manifest, a *app) {
 	if a.banking != nil {
 		fmt.Fprintf(w, "Client API:                 %s/api/v2/auth/login, /api/v2/my/withdrawals…, /banks, /cash-transfer, /transactions (docs/client-api.md)\n", man.CashierURL)
 	}
+	printDemoStaff(w, man)
 	fmt.Fprintf(w, "Data folder:                %s\n", man.DataDir)
 	fmt.Fprintf(w, "\nWithdrawals up to %s are paid without an operator; larger ones wait for\n", strings.ReplaceAll(demoAutoApprove, ",", ", "))
 	fmt.Fprintf(w, "  cashier withdrawals approve ID -by NAME -database-url %s\n", man.DatabaseURL)
