@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/opencashier/cashier/internal/compliance"
@@ -97,7 +98,8 @@ func printDemoStaff(w io.Writer, man Manifest) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Email, s.Password, s.Role)
 	}
 	_ = tw.Flush()
-	fmt.Fprintf(w, "  Withdrawals above %s need two approvers. The fraud rules new destination, velocity and\n", demoFourEyes)
-	fmt.Fprintf(w, "  method switch are off in the demo (so its flows complete on their own); turn them on under Rules. A deposit\n")
-	fmt.Fprintf(w, "  with the Brazilian test card 4000 0007 6000 0002 is held (card country differs from the user's).\n")
+	fmt.Fprintf(w, "  Withdrawals above %s need two approvers.\n", strings.ReplaceAll(demoFourEyes, ",", ", "))
+	fmt.Fprintf(w, "  The fraud rules new destination, velocity and method switch are off in the demo, so that its flows\n")
+	fmt.Fprintf(w, "  complete on their own (turn them on under Rules); a deposit with the Brazilian test card\n")
+	fmt.Fprintf(w, "  4000 0007 6000 0002 is held for review (the card's country differs from the customer's).\n")
 }
