@@ -32,7 +32,7 @@ import (
 	bo "github.com/opencashier/cashier/internal/web/backoffice"
 )
 
-// actions is the shared log of what the fakes were asked to do.
+// Actions is the shared log of what the fakes were asked to do.
 type Actions struct {
 	mu  sync.Mutex
 	log []string
@@ -69,7 +69,7 @@ func randomToken() string {
 
 // --- staff ---
 
-// roleMatrix is internal/staff's: which role has which permission.
+// RoleMatrix is internal/staff's: which role has which permission.
 var RoleMatrix = map[string][]bo.Permission{
 	"viewer":  {bo.PermView},
 	"support": {bo.PermView, bo.PermUsersView},
@@ -99,7 +99,7 @@ type staffSession struct {
 	idleEnd  time.Time
 }
 
-// fakeStaff keeps staff in memory, with real TOTP codes (pquerna/otp) on
+// Staff keeps staff in memory, with real TOTP codes (pquerna/otp) on
 // the fake clock and sessions that expire after idle.
 type Staff struct {
 	mu       sync.Mutex
@@ -117,7 +117,7 @@ func NewStaff(clk *clock.Fake, acts *Actions) *Staff {
 		pending: map[string]pendingLogin{}, sessions: map[string]staffSession{}}
 }
 
-// add creates a member; enrolled members get a TOTP secret at once.
+// Add creates a member; enrolled members get a TOTP secret at once.
 func (f *Staff) Add(id, email, name, role, password string, enrolled bool) *staffMember {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -133,7 +133,7 @@ func (f *Staff) Add(id, email, name, role, password string, enrolled bool) *staf
 	return m
 }
 
-// sessionFor opens a session for a member without the login screens.
+// SessionFor opens a session for a member without the login screens.
 func (f *Staff) SessionFor(memberID string) bo.Session {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -320,7 +320,7 @@ func (f *Staff) ResetTOTP(_ context.Context, actor, id string) error {
 
 // --- funding ---
 
-// fakeFunding keeps tasks and decides them as funding does, four-eyes
+// Funding keeps tasks and decides them as funding does, four-eyes
 // included.
 type Funding struct {
 	mu       sync.Mutex
@@ -335,7 +335,7 @@ func (f *Funding) Tasks(context.Context) ([]bo.Task, error) {
 	return slices.Clone(f.TaskList), nil
 }
 
-// take removes and returns the task of id that matches keep.
+// find returns the index of the task of id that matches keep.
 func (f *Funding) find(id string, keep func(bo.Task) bool) (int, error) {
 	for i, t := range f.TaskList {
 		if t.ID == id && keep(t) {
@@ -735,7 +735,7 @@ func (f *Reports) Timeline(_ context.Context, id string) (bo.TxDetail, error) {
 	return bo.TxDetail{}, errs.Ef(errs.NotFound, "reports.Timeline", "no deposit or withdrawal %q", id)
 }
 
-// barsSVG draws a bar chart the way internal/reports does: inline SVG with
+// BarsSVG draws a bar chart the way internal/reports does: inline SVG with
 // presentation attributes only (no style, no script), a title, a legend,
 // each value written over its bar.
 func BarsSVG(title string, labels []string, names []string, series ...[]int) template.HTML {
