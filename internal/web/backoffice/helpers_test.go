@@ -43,8 +43,9 @@ var (
 
 // site is the back office on a test server over the fakes.
 type site struct {
-	t     *testing.T
+	t     testing.TB
 	url   string
+	h     http.Handler
 	clk   *clock.Fake
 	acts  *bt.Actions
 	staff *bt.Staff
@@ -58,7 +59,7 @@ type site struct {
 	audit *bt.Audit
 }
 
-func newSite(t *testing.T, mod ...func(*site, *bo.Deps, *bo.Options)) *site {
+func newSite(t testing.TB, mod ...func(*site, *bo.Deps, *bo.Options)) *site {
 	t.Helper()
 	f := bt.NewFixture()
 	s := &site{t: t, clk: f.Clock, acts: f.Acts, staff: f.Staff, fund: f.Funding, push: f.Pushes, pay: f.Payments, users: f.Users,
@@ -72,6 +73,7 @@ func newSite(t *testing.T, mod ...func(*site, *bo.Deps, *bo.Options)) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.h = h
 	mux := http.NewServeMux()
 	mux.Handle("/backoffice/", h)
 	srv := httptest.NewServer(mux)
@@ -83,7 +85,7 @@ func newSite(t *testing.T, mod ...func(*site, *bo.Deps, *bo.Options)) *site {
 // client is a browser without JavaScript: a cookie jar, no redirects
 // followed.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	s    *site
 	hc   *http.Client
 	csrf string
@@ -160,7 +162,7 @@ func (c *client) post(path string, form url.Values) page {
 var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // formCSRF is the CSRF token of the first form of a page.
-func formCSRF(t *testing.T, p page) string {
+func formCSRF(t testing.TB, p page) string {
 	t.Helper()
 	m := csrfRe.FindStringSubmatch(p.body)
 	if m == nil {

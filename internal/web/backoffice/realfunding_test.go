@@ -64,7 +64,7 @@ func (d directory) AccountOf(_ context.Context, userID string, login int64) (ide
 
 // realStack is funding and its services on one database.
 type realStack struct {
-	t      *testing.T
+	t      testing.TB
 	fund   *funding.Service
 	push   *push.Service
 	pay    *payments.Service
@@ -73,7 +73,7 @@ type realStack struct {
 
 // newRealStack builds the stack on db with the site's clock: withdrawals
 // above 100 USD wait for approval, above 1000 USD for two approvers.
-func newRealStack(t *testing.T, s *site, db *sqlstore.DB) *realStack {
+func newRealStack(t testing.TB, s *site, db *sqlstore.DB) *realStack {
 	t.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.DiscardHandler)
