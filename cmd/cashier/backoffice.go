@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"maps"
 
 	"github.com/opencashier/cashier/internal/compliance"
 	"github.com/opencashier/cashier/internal/errs"
 	"github.com/opencashier/cashier/internal/funding"
+	"github.com/opencashier/cashier/internal/httpapi/adminapi"
 	"github.com/opencashier/cashier/internal/httpapi/kycapi"
 	"github.com/opencashier/cashier/internal/identity"
 	"github.com/opencashier/cashier/internal/ledger"
@@ -15,7 +18,9 @@ import (
 	"github.com/opencashier/cashier/internal/payments"
 	"github.com/opencashier/cashier/internal/psp"
 	"github.com/opencashier/cashier/internal/reconcile"
+	"github.com/opencashier/cashier/internal/reports"
 	"github.com/opencashier/cashier/internal/sqlstore"
+	"github.com/opencashier/cashier/internal/web/backoffice"
 )
 
 // The back office's parts that funding consults and tells are built before
@@ -84,6 +89,57 @@ func buildReconcile(ctx context.Context, w wiring, a *app) error {
 		return errs.Wrap("cashier: schedule reconciliation", err)
 	}
 	return nil
+}
+
+// buildBackOffice mounts the back-office screens under /backoffice/ and the
+// admin JSON API under /api/admin/v1/, over the services that are on: the
+// queues need funding, the rest needs only the database.
+func buildBackOffice(w wiring, a *app) error {
+	d := backoffice.Deps{Staff: staffPort(a.staff), Renderer: a.renderer, Users: a.identity, Audit: auditPort(a.audit)}
+	if a.funding != nil {
+		d.Funding = backoffice.FundingOf(a.funding)
+	}
+	if a.push != nil {
+		d.Pushes = a.push
+	}
+	if a.payments != nil {
+		d.Payments = a.payments
+	}
+	if a.compliance != nil {
+		d.Compliance = compliancePort(a.compliance)
+	}
+	if a.reconcile != nil {
+		d.Reconcile = reconcilePort(a.reconcile)
+	}
+	rep, err := reports.New(w.db)
+	if err != nil {
+		return err
+	}
+	d.Reports = reportsPort(rep)
+	screens, err := backoffice.New(d, backoffice.Options{Key: derivedKey(w.cfg.Screens.SessionKey, "backoffice login forms"),
+		HSTS: w.cfg.HSTS, Clock: w.clock, Logger: w.log})
+	if err != nil {
+		return err
+	}
+	a.mount("/backoffice/", screens)
+	api, err := adminapi.New(d, adminapi.Options{Clock: w.clock, Logger: w.log})
+	if err != nil {
+		return err
+	}
+	a.mount(adminapi.Prefix+"/", api)
+	return nil
+}
+
+// derivedKey derives a 32-byte key for one purpose from the configured
+// session key (HMAC-SHA256), so every replica derives the same; without a
+// configured key it returns nil (a random key per process).
+func derivedKey(key []byte, purpose string) []byte {
+	if len(key) == 0 {
+		return nil
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
 }
 
 // withCustomer fills an event's e-mail address and language from the user's

@@ -257,7 +257,6 @@ func demoConfig(cfg *config.Config, simURL, crmPassword string) {
 	cfg.Screens.LegalEntity = "Demo Broker Ltd (not a real company)"
 	cfg.Screens.SupportEmail = "support@example.com"
 	cfg.Screens.DefaultKYCLevel = 2
-	cfg.Screens.DefaultCountry = "GB" // the card-country rule holds a deposit by the Brazilian test card
 	cfg.Identity.CRMPasswords = []string{crmPassword}
 	cfg.CTrader.URL = simURL
 	cfg.CTrader.ManagerLogin = demoManagerLogin

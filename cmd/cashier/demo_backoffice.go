@@ -44,7 +44,9 @@ var demoStaff = []ManifestStaff{
 }
 
 // demoStaffPassword is a demo member's password (12 characters at least).
-func demoStaffPassword(email string) string { return "demo-" + email[:len(email)-len("@demo.example")] + "-password" }
+func demoStaffPassword(email string) string {
+	return "demo-" + email[:len(email)-len("@demo.example")] + "-password"
+}
 
 // seedDemoBackOffice creates the demo's staff (or sets their passwords
 // again) and relaxes the fraud rules that would hold the demo's first
@@ -100,6 +102,6 @@ func printDemoStaff(w io.Writer, man Manifest) {
 	_ = tw.Flush()
 	fmt.Fprintf(w, "  Withdrawals above %s need two approvers.\n", strings.ReplaceAll(demoFourEyes, ",", ", "))
 	fmt.Fprintf(w, "  The fraud rules new destination, velocity and method switch are off in the demo, so that its flows\n")
-	fmt.Fprintf(w, "  complete on their own (turn them on under Rules); a deposit with the Brazilian test card\n")
-	fmt.Fprintf(w, "  4000 0007 6000 0002 is held for review (the card's country differs from the customer's).\n")
+	fmt.Fprintf(w, "  complete on their own (turn them on under Rules); after three declined card payments\n")
+	fmt.Fprintf(w, "  (4000 0000 0000 0002) within an hour, the customer's next deposit is held for review.\n")
 }

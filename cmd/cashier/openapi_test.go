@@ -12,9 +12,9 @@ import (
 )
 
 // notJSON are the mounted route prefixes that serve no JSON API of the
-// cashier: HTML screens and their assets, the sandbox provider (a stand-in
+// cashier: HTML screens (the back office too) and their assets, the sandbox provider (a stand-in
 // payment provider with its own API), the demo's pages and the metrics.
-var notJSON = []string{"/auth/", "/account/", "/static/", "/sandbox", "/_demo/", "/metrics"}
+var notJSON = []string{"/auth/", "/account/", "/backoffice/", "/static/", "/sandbox", "/_demo/", "/metrics"}
 
 // TestOpenAPIDocumentsEveryRoute starts the demo (every part on) and checks
 // that each JSON route it mounts is an operation of the OpenAPI document,

@@ -389,14 +389,17 @@ func buildApp(ctx context.Context, w wiring) (*app, error) {
 		return nil, err
 	}
 
-	// The screens.
+	// The shared look, the back office and the screens.
+	a.renderer = web.New(web.Options{Brand: cfg.Screens.BrandName, LegalEntity: cfg.Screens.LegalEntity,
+		DefaultLang: cfg.Identity.DefaultLanguage})
+	a.mount("GET "+a.renderer.StaticPrefix(), sec(a.renderer.StaticHandler()))
+	if err := buildBackOffice(w, a); err != nil {
+		return nil, err
+	}
 	if cfg.Screens.SuccessURL == "" {
 		a.off["screens"] = "CASHIER_SUCCESS_URL is not set: no login, signup, account or cashier screens"
 		return a, nil
 	}
-	a.renderer = web.New(web.Options{Brand: cfg.Screens.BrandName, LegalEntity: cfg.Screens.LegalEntity,
-		DefaultLang: cfg.Identity.DefaultLanguage})
-	a.mount("GET "+a.renderer.StaticPrefix(), sec(a.renderer.StaticHandler()))
 	auth, err := authpages.New(idsvc, a.renderer, authpages.Options{SuccessURL: cfg.Screens.SuccessURL,
 		CloseURL: cfg.Screens.CloseURL, PublicURL: w.publicURL, Environments: cfg.Screens.AccountEnvironments,
 		Currencies: cfg.Screens.AccountCurrencies, Mailer: mailer, Clock: w.clock, Logger: w.log})
