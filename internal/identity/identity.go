@@ -176,7 +176,7 @@ func (c Config) Validate() error {
 			return errs.Ef(errs.Invalid, op, "crm password #%d is shorter than 8 characters", i+1)
 		}
 	}
-	return c.Password.validate()
+	return c.Password.Validate()
 }
 
 // Deps are the collaborators of a Service. DB is required; the rest are

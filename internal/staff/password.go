@@ -1,15 +1,10 @@
 package staff
 
 import (
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/base64"
-	"fmt"
 	"strings"
 
-	"golang.org/x/crypto/argon2"
-
 	"github.com/opencashier/cashier/internal/errs"
+	"github.com/opencashier/cashier/internal/password"
 )
 
 // Password length limits for staff: longer than traders' (identity asks
@@ -33,53 +28,13 @@ func checkPasswordPolicy(op, password string) error {
 	return nil
 }
 
-// argon2id cost, as in internal/identity (OWASP: 19 MiB, two passes, one
-// thread). Every hash records its parameters.
-const (
-	argonMemoryKiB       = 19 * 1024
-	argonTime            = 2
-	argonThreads         = 1
-	saltLen, keyLen      = 16, 32
-	minMemoryKiB, maxKey = 8, 128
-)
-
-// hashPassword returns an encoded argon2id hash in the same format as
-// internal/identity: $argon2id$v=19$m=19456,t=2,p=1$<salt>$<key>.
-func hashPassword(password string) string {
-	salt := make([]byte, saltLen)
-	_, _ = rand.Read(salt) // crypto/rand.Read never fails (it crashes the program instead)
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemoryKiB, argonThreads, keyLen)
-	b64 := base64.RawStdEncoding
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemoryKiB, argonTime, argonThreads,
-		b64.EncodeToString(salt), b64.EncodeToString(key))
+// hashPassword returns an encoded argon2id hash with the default cost, in
+// the format of internal/password that identity uses too.
+func hashPassword(pw string) string {
+	h, _ := password.Hash(pw, password.Default) // fails only if crypto/rand does, which crashes the program instead
+	return h
 }
 
-// checkPassword reports whether password matches the encoded hash, in
-// constant time. A malformed hash never matches.
-func checkPassword(encoded, password string) bool {
-	parts := strings.Split(encoded, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" {
-		return false
-	}
-	var version int
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
-		return false
-	}
-	var mem, t uint32
-	var threads uint8
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &mem, &t, &threads); err != nil ||
-		mem < minMemoryKiB || t < 1 || threads < 1 {
-		return false
-	}
-	b64 := base64.RawStdEncoding
-	salt, err := b64.DecodeString(parts[4])
-	if err != nil {
-		return false
-	}
-	want, err := b64.DecodeString(parts[5])
-	if err != nil || len(want) == 0 || len(want) > maxKey {
-		return false
-	}
-	got := argon2.IDKey([]byte(password), salt, t, mem, threads, uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1
-}
+// checkPassword reports whether pw matches the encoded hash, in constant
+// time. A malformed hash never matches.
+func checkPassword(encoded, pw string) bool { return password.Check(encoded, pw) }
