@@ -208,6 +208,12 @@ type DepositSpec struct {
 	Card   string // a sandbox test card (default CardSucceeds)
 	// FormID is the confirmation form's idempotency key (default: a new one).
 	FormID string
+	// Abandon stops after the confirmation, as a trader who closes the
+	// provider's page: the deposit waits for its payment until it expires.
+	Abandon bool
+	// NoWait stops when the browser is back on the cashier's status page,
+	// without waiting for the outcome ("submitted").
+	NoWait bool
 }
 
 var returnLinkRE = regexp.MustCompile(`href="([^"]*/deposit/return\?[^"]*)"`)
@@ -239,6 +245,9 @@ func (c *Client) Deposit(ctx context.Context, u *User, d DepositSpec) (string, e
 		return "", &StepError{Step: "confirm", Code: "bad redirect", Err: err}
 	}
 	var ret *url.URL
+	if d.Abandon {
+		return "abandoned", nil
+	}
 	if strings.HasSuffix(checkout.Path, "/deposit/status") {
 		ret = checkout // no hosted page: straight to the status page
 	} else {
@@ -256,6 +265,9 @@ func (c *Client) Deposit(ctx context.Context, u *User, d DepositSpec) (string, e
 	t := ret.Query().Get("t")
 	if t == "" {
 		return "", &StepError{Step: "return", Code: "no status ticket"}
+	}
+	if d.NoWait {
+		return "submitted", nil
 	}
 	return c.status(ctx, u, "/inapp/deposit/status.json", t, func(_ string, final bool) bool { return final })
 }
@@ -313,6 +325,9 @@ type WithdrawalSpec struct {
 	FormID string // default: a new one
 	// Reviewable, when set, ends the wait at awaiting_approval too.
 	Reviewable bool
+	// NoWait stops once the cashier has accepted the request and shows its
+	// status page, without waiting for the outcome ("submitted").
+	NoWait bool
 }
 
 // Withdraw drives one withdrawal through the cashier screens: a one-time
@@ -344,6 +359,9 @@ func (c *Client) Withdraw(ctx context.Context, u *User, w WithdrawalSpec) (strin
 	t, err := ticketOf(x, "confirm")
 	if err != nil {
 		return "", err
+	}
+	if w.NoWait {
+		return "submitted", nil
 	}
 	return c.status(ctx, u, "/inapp/withdraw/status.json", t, func(st string, final bool) bool {
 		return final || st == "failed" || st == "rejected" || w.Reviewable && st == "awaiting_approval"
