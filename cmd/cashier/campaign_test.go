@@ -63,3 +63,30 @@ func TestCampaignRefusesBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestCampaignCatchesDoubleApplication runs a short campaign in which the
+// network delivers every balance change to the simulator twice (a fault
+// no cashier can prevent): the campaign must fail, naming the accounts
+// whose balance disagrees with the ledger and the changes applied twice.
+func TestCampaignCatchesDoubleApplication(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real binary")
+	}
+	bin := cashierBinary(t)
+	var out syncBuffer
+	m := &Main{Stdout: &out, Stderr: &out, Getenv: env(nil)}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	err := m.campaign(ctx, []string{"-bin", bin, "-data", t.TempDir(), "-n", "12", "-d", "3s", "-c", "4", "-users", "4",
+		"-kill-every", "0", "-approve-every", "0", "-settle", "1m", "-fault", "changebalance:duplicate=1", "-sandbox-faults", "none",
+		"-mix", "deposit=1"})
+	log := out.String()
+	if err == nil {
+		t.Fatalf("the campaign passed although every balance change was applied twice:\n%s", log)
+	}
+	for _, want := range []string{"FAILED: account ", "the ledger says", "FAILED: the simulator applied"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("campaign output lacks %q:\n%s", want, log)
+		}
+	}
+}
