@@ -108,6 +108,8 @@ func commands() []command {
 		{"audit", "verify the audit trail's hash chain; search it", (*Main).audit},
 		{"reconcile", "compare the ledger with the platform and the providers; list and resolve cases", (*Main).reconcile},
 		{"staff", "back-office staff: add (the first admin), list, roles, disable, reset TOTP", (*Main).staff},
+		{"bench", "load: drive complete deposits and withdrawals (or token generation) against a running demo or server", (*Main).bench},
+		{"campaign", "fault and crash campaign: mixed money traffic with injected faults and SIGKILLed restarts, then check the books", (*Main).campaign},
 		{"sim", "run the cTrader simulator ('cashier sim -h' lists its flags)", (*Main).sim},
 		{"version", "print the version and build information", (*Main).version},
 		{"help", "print this help", (*Main).help},
