@@ -60,6 +60,7 @@ type benchFlags struct {
 	usersFile, jsonOut                                     string
 	deposit, withdraw, currency                            string
 	check, relax                                           bool
+	seedAccounts, seedDeposits                             int
 	withdrawMethod                                         string
 }
 
@@ -90,6 +91,8 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.settle, "settle", time.Minute, "how long to wait for the books to agree after the run")
 	fs.BoolVar(&f.check, "check", true, "check afterwards that the ledger and the simulator agree (needs the database)")
 	fs.StringVar(&f.jsonOut, "json", "", "also write the result as JSON to this file")
+	fs.IntVar(&f.seedAccounts, "seed-accounts", 0, "before the run, add this many users with trading accounts straight to the database (history for 10×/100× figures)")
+	fs.IntVar(&f.seedDeposits, "seed-deposits", 0, "before the run, add this many completed deposits, spread over the seeded accounts, straight to the database")
 	help := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: cashier bench [flags]\n\n%s\n", benchSynopsis)
 		fs.SetOutput(w)
@@ -120,6 +123,19 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 			return err
 		}
 		defer db.Close()
+	}
+	if f.seedAccounts > 0 || f.seedDeposits > 0 {
+		if db == nil {
+			return usageError{errors.New("-seed-accounts and -seed-deposits need the database (-database-url or -manifest)")}
+		}
+		start := time.Now()
+		err := loadtest.Seed(ctx, db, loadtest.SeedSpec{Accounts: f.seedAccounts, Deposits: f.seedDeposits, Progress: func(n int) {
+			fmt.Fprintf(m.Stderr, "\rbench: seeded %d of %d deposits", n, f.seedDeposits)
+		}})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stderr, "\nbench: seeded %d accounts and %d deposits in %.1fs\n", f.seedAccounts, f.seedDeposits, time.Since(start).Seconds())
 	}
 	if db != nil && f.relax {
 		restore, err := relaxVelocity(ctx, db, m.Stderr)
@@ -160,7 +176,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		case "deposit":
 			run = func(ctx context.Context, _, _ int) error {
 				return pool.With(ctx, func(u *loadtest.User) error {
-					st, err := client.Deposit(ctx, u, loadtest.DepositSpec{Amount: f.deposit})
+					st, err := client.Deposit(ctx, u, loadtest.DepositSpec{Amount: f.deposit, WatchPlatform: true})
 					return outcome(st, err, "completed")
 				})
 			}
