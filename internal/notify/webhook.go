@@ -200,7 +200,7 @@ func retryDelay(id string, attempt int, asked time.Duration) time.Duration {
 	}
 	d = min(d, maxRetry)
 	h := fnv.New32a()
-	h.Write([]byte(id + "#" + strconv.Itoa(attempt)))
+	_, _ = h.Write([]byte(id + "#" + strconv.Itoa(attempt)))
 	d += d * time.Duration(h.Sum32()%1000) / 5000
 	return max(d, min(asked, maxRetry))
 }

@@ -190,12 +190,12 @@ func (s *Service) days(ctx context.Context, op string, q DashboardQuery, d *Dash
 			var day, count, sum int64
 			var cur string
 			if err := rows.Scan(&day, &cur, &count, &sum); err != nil {
-				rows.Close()
+				_ = rows.Close()
 				return errs.Wrap(op, err)
 			}
 			a, err := amount(op, sum, cur)
 			if err != nil {
-				rows.Close()
+				_ = rows.Close()
 				return err
 			}
 			currencies[cur] = true
@@ -210,7 +210,7 @@ func (s *Service) days(ctx context.Context, op string, q DashboardQuery, d *Dash
 				t.Withdrawals = Tally{Count: count, Sum: a}
 			}
 		}
-		rows.Close()
+		_ = rows.Close()
 		if err := rows.Err(); err != nil {
 			return errs.Wrap(op, err)
 		}

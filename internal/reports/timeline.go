@@ -258,12 +258,12 @@ func (s *Service) pushEntries(ctx context.Context, tl *Timeline, owner, op strin
 	for rows.Next() {
 		var p push
 		if err := rows.Scan(&p.id, &p.resolvedBy); err != nil {
-			rows.Close()
+			_ = rows.Close()
 			return nil, errs.Wrap(op, err)
 		}
 		pushes = append(pushes, p)
 	}
-	rows.Close()
+	_ = rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, errs.Wrap(op, err)
 	}

@@ -54,7 +54,7 @@ type Enrolment struct {
 }
 
 // The answer to a wrong e-mail address or password: the same for both.
-const wrongCredentials = "wrong e-mail address or password"
+const wrongCredentials = "wrong e-mail address or password" // #nosec G101 -- a message shown to the user, not a credential
 
 // BeginLogin checks a member's e-mail address and password and returns a
 // pending login for CompleteLogin. A member without an authenticator gets
