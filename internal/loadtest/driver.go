@@ -32,7 +32,8 @@ type Plan struct {
 	// Rate, when positive, starts operations at this many per second on a
 	// fixed schedule (open loop), whatever the latency; an operation that
 	// must wait for a free slot keeps its scheduled start, so its latency
-	// includes the wait (no coordinated omission).
+	// includes the wait (no coordinated omission). One that waited longer
+	// than OpTimeout is not started and counts as failed (Missed).
 	Rate float64
 	// Ops stops after this many operations have started; Duration stops
 	// starting new ones after this long. At least one must be set.
@@ -67,6 +68,10 @@ type Result struct {
 	// MaxLag is, with Rate, the longest an operation waited for a free
 	// slot past its scheduled start.
 	MaxLag time.Duration
+	// Missed counts, with Rate, the operations that never started because
+	// no slot came free within OpTimeout of their scheduled start (they are
+	// failures too).
+	Missed int
 }
 
 // ScenarioResult is one scenario's part of a Result.
@@ -262,10 +267,17 @@ func (r *runner) run(ctx context.Context) Result {
 			if ctx.Err() != nil {
 				break
 			}
-			if lag := time.Since(due); lag > 0 {
-				r.mu.Lock()
-				r.res.MaxLag = max(r.res.MaxLag, lag)
-				r.mu.Unlock()
+			lag := time.Since(due)
+			r.mu.Lock()
+			r.res.MaxLag = max(r.res.MaxLag, lag)
+			r.mu.Unlock()
+			if lag > r.plan.OpTimeout {
+				// The system fell so far behind the schedule that this
+				// operation's time is up before it could start: count it
+				// as failed instead of building an endless backlog.
+				slots <- slot
+				r.missed()
+				continue
 			}
 			wg.Go(func() {
 				defer func() { slots <- slot }()
@@ -297,6 +309,18 @@ func (r *runner) run(ctx context.Context) Result {
 		r.res.Scenarios[name].Latency = h.Summary()
 	}
 	return r.res
+}
+
+// missed records an operation that never started: no slot came free
+// within the operation timeout of its scheduled start.
+func (r *runner) missed() {
+	s := r.pick()
+	r.failed.Add(1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.res.Scenarios[s.Name].Failed++
+	r.res.Errors[s.Name+": not started: behind schedule by more than the operation timeout"]++
+	r.res.Missed++
 }
 
 // one runs one operation and records its outcome; latency counts from

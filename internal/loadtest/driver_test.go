@@ -117,3 +117,27 @@ func TestKind(t *testing.T) {
 		}
 	}
 }
+
+func TestRunAtARateGivesUpWhenFarBehind(t *testing.T) {
+	var started atomic.Int64
+	res, err := Run(context.Background(), Plan{Concurrency: 1, Rate: 100, Duration: 300 * time.Millisecond, OpTimeout: 50 * time.Millisecond,
+		Scenarios: []Scenario{{Name: "deposit", Weight: 1, Run: func(ctx context.Context, slot, n int) error {
+			if started.Add(1) == 1 {
+				// The first operation holds the only slot for 150 ms,
+				// past its own timeout, as a stuck request does.
+				<-time.After(150 * time.Millisecond)
+			}
+			return nil
+		}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 30 operations are due every 10 ms; those due at 10 … 90 ms wait for the
+	// slot until 150 ms, and those more than 50 ms late are given up.
+	if res.Missed < 5 || res.Errors["deposit: not started: behind schedule by more than the operation timeout"] != res.Missed {
+		t.Errorf("missed %d, errors %v; want the operations that fell too far behind counted as missed", res.Missed, res.Errors)
+	}
+	if got := res.OK() + res.Failed(); got != 30 {
+		t.Errorf("%d operations accounted for, want all 30 scheduled", got)
+	}
+}
