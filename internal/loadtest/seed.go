@@ -261,7 +261,7 @@ func newDepositWriter(tx *sqlstore.Tx) *depositWriter {
 		deposits: newInserter(tx, "funding_deposits", "id", "request_id", "request_hash", "user_id", "login", "method_id", "method_kind",
 			"provider", "payment_id", "status", "currency", "gross_minor", "fee_minor", "fee_paid_by", "net_minor", "account_currency",
 			"credit_minor", "push_id", "lang", "expires_at", "created_at", "updated_at", "final_at"),
-		history:  newInserter(tx, "funding_history", "owner_id", "seq", "from_status", "to_status", "reason", "detail", "at"),
+		history: newInserter(tx, "funding_history", "owner_id", "seq", "from_status", "to_status", "reason", "detail", "at"),
 		payments: newInserter(tx, "payments", "id", "direction", "method_id", "method_kind", "provider", "provider_ref", "customer_id",
 			"account_id", "currency", "gross_minor", "fee_minor", "fee_paid_by", "net_minor", "account_currency", "account_minor",
 			"status", "received_minor", "received_currency", "next_kind", "instrument", "provider_seq", "customer_email", "lang",
