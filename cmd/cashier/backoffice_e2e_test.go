@@ -2,8 +2,10 @@ package main
 
 import (
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +121,77 @@ func TestDemoBackOfficeEndToEnd(t *testing.T) {
 		"CASHIER_SANDBOX": "true"}, "reconcile", "run")
 	if err != nil || !strings.Contains(out, "clean") {
 		t.Errorf("reconcile run = %q, %v; want clean", out, err)
+	}
+	if err := d.stop(t); err != nil {
+		t.Errorf("demo returned %v", err)
+	}
+}
+
+var (
+	csrfRE   = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	secretRE = regexp.MustCompile(`id="secret">([A-Z2-7]+)<`)
+)
+
+// TestDemoBackOfficeScreens signs an admin into the demo's back-office
+// screens (password, then the authenticator enrolled at this first login)
+// and opens every page over the real services, a transaction's timeline
+// included: each answers 200 with the page, none an error.
+func TestDemoBackOfficeScreens(t *testing.T) {
+	d := startDemo(t)
+	alice := d.man.Users[0]
+	acc := alice.Accounts[0]
+	appLogin(t, d, alice)
+	handle := openCashier(t, d, alice, "withdraw", acc.Login)
+	if resp, body := send(t, client, http.MethodPost, d.man.CashierURL+"/inapp/withdraw/confirm", url.Values{
+		"s": {handle}, "method": {"bank-transfer"}, "amount": {"700.00"}, "holderName": {"Alice Archer"},
+		"iban": {"DE89 3704 0044 0532 0130 00"}, "id": {"req_e2e_screens_1"}}); resp.StatusCode != 200 {
+		t.Fatalf("withdrawal confirm = %d:\n%s", resp.StatusCode, body)
+	}
+
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staffClient := &http.Client{Jar: jar, Timeout: client.Timeout}
+	bo := d.man.CashierURL + "/backoffice"
+	_, page := send(t, staffClient, http.MethodGet, bo+"/login", nil)
+	m := csrfRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("the login page has no CSRF token:\n%s", page)
+	}
+	resp, page := send(t, staffClient, http.MethodPost, bo+"/login", url.Values{"csrf": {m[1]}, "email": {"admin@demo.example"},
+		"password": {demoStaffPassword("admin@demo.example")}})
+	secret, csrf := secretRE.FindStringSubmatch(page), csrfRE.FindStringSubmatch(page)
+	if resp.StatusCode != 200 || secret == nil || csrf == nil {
+		t.Fatalf("after the password: %d at %s, want the enrolment page with the secret:\n%.1000s", resp.StatusCode, resp.Request.URL, page)
+	}
+	code, err := totp.GenerateCode(secret[1], time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, page := send(t, staffClient, http.MethodPost, bo+"/login/totp", url.Values{"csrf": {csrf[1]}, "code": {code}}); resp.StatusCode != 200 ||
+		resp.Request.URL.Path != "/backoffice/" {
+		t.Fatalf("after the code: %d at %s:\n%s", resp.StatusCode, resp.Request.URL, page)
+	}
+
+	var id string
+	eventually(t, "the withdrawal in the queue", func() bool {
+		_, page := send(t, staffClient, http.MethodGet, bo+"/queues/withdrawals", nil)
+		f := regexp.MustCompile(`/backoffice/transactions/(wd_[0-9a-f-]+)`).FindStringSubmatch(page)
+		if f != nil {
+			id = f[1]
+		}
+		return f != nil
+	})
+	for _, path := range []string{"/", "/queues/withdrawals", "/queues/pushes", "/queues/payments", "/queues/deposits", "/queues/flagged",
+		"/users", "/transactions", "/transactions/" + id, "/transactions.csv", "/dashboard", "/rules", "/reconcile", "/audit", "/staff"} {
+		resp, page := send(t, staffClient, http.MethodGet, bo+path, nil)
+		if resp.StatusCode != 200 || strings.Contains(page, "Something went wrong") {
+			t.Errorf("GET /backoffice%s = %d:\n%.600s", path, resp.StatusCode, page)
+		}
+		if path == "/transactions/"+id && (!strings.Contains(page, "awaiting_approval") || !strings.Contains(page, "700.00")) {
+			t.Errorf("the timeline of %s lacks its status or amount:\n%.2000s", id, page)
+		}
 	}
 	if err := d.stop(t); err != nil {
 		t.Errorf("demo returned %v", err)
