@@ -189,7 +189,7 @@ func (c *campaignRun) intn(n int) int {
 }
 
 func (c *campaignRun) run(ctx context.Context) (err error) {
-	const crmPassword = "campaign-crm-password"
+	const crmPassword = "campaign-crm-password" // #nosec G101 -- the simulator's password for this throwaway run
 	start := time.Now()
 	c.logf("data folder %s, database %s, load %s", c.f.dataDir, redactDB(c.f.databaseURL), loadSummary())
 
@@ -434,7 +434,8 @@ func (c *campaignRun) operator(ctx context.Context) {
 				args = []string{"withdrawals", "reject", m[1], "-by", "campaign", "-reason", "campaign", "-database-url", c.f.databaseURL}
 				counter = &c.rejected
 			}
-			if err := exec.CommandContext(ctx, c.f.bin, args...).Run(); err == nil { // #nosec G204 -- our own binary
+			op := exec.CommandContext(ctx, c.f.bin, args...) // #nosec G204 -- our own binary, with arguments built here
+			if err := op.Run(); err == nil {
 				counter.Add(1)
 			}
 		}
@@ -613,7 +614,7 @@ func (p *cashierProc) start(ctx context.Context) error {
 	cmd.Env = p.env
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
-		log.Close()
+		_ = log.Close()
 		return errs.Wrap("campaign: start the cashier", err)
 	}
 	exited := make(chan struct{})
@@ -627,7 +628,7 @@ func (p *cashierProc) start(ctx context.Context) error {
 	for {
 		resp, err := hc.Get("http://" + p.addr + "/readyz")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
@@ -690,7 +691,7 @@ func (p *cashierProc) signal(sig syscall.Signal, wait time.Duration) error {
 		_ = p.cmd.Process.Kill()
 		<-p.exited
 	}
-	p.log.Close()
+	_ = p.log.Close()
 	p.cmd = nil
 	return nil
 }

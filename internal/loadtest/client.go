@@ -254,7 +254,7 @@ func (c *Client) once(ctx context.Context, hc *http.Client, step, method, rawURL
 		return exchange{}, &StepError{Step: step, Code: transportKind(err), Err: err}
 	}
 	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if err != nil {
 		return exchange{}, &StepError{Step: step, Code: transportKind(err), Err: err}
 	}

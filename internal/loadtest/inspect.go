@@ -66,7 +66,7 @@ func Inspect(ctx context.Context, db *sqlstore.DB, now time.Time, grace time.Dur
 	for rows.Next() {
 		var id, status, flag string
 		if err := rows.Scan(&id, &status, &flag); err != nil {
-			rows.Close()
+			_ = rows.Close()
 			return in, errs.Wrap(op, err)
 		}
 		in.Deposits[label(status, flag)]++
@@ -77,7 +77,7 @@ func Inspect(ctx context.Context, db *sqlstore.DB, now time.Time, grace time.Dur
 			in.Moving = append(in.Moving, fmt.Sprintf("deposit %s: %s", id, status))
 		}
 	}
-	rows.Close()
+	_ = rows.Close()
 	if err := rows.Err(); err != nil {
 		return in, errs.Wrap(op, err)
 	}
@@ -89,7 +89,7 @@ func Inspect(ctx context.Context, db *sqlstore.DB, now time.Time, grace time.Dur
 	for rows.Next() {
 		var id, status, flag, ret string
 		if err := rows.Scan(&id, &status, &flag, &ret); err != nil {
-			rows.Close()
+			_ = rows.Close()
 			return in, errs.Wrap(op, err)
 		}
 		in.Withdrawals[label(status, flag)]++
@@ -104,7 +104,7 @@ func Inspect(ctx context.Context, db *sqlstore.DB, now time.Time, grace time.Dur
 			in.Moving = append(in.Moving, fmt.Sprintf("withdrawal %s: %s", id, status))
 		}
 	}
-	rows.Close()
+	_ = rows.Close()
 	if err := rows.Err(); err != nil {
 		return in, errs.Wrap(op, err)
 	}
@@ -116,7 +116,7 @@ func Inspect(ctx context.Context, db *sqlstore.DB, now time.Time, grace time.Dur
 	for rows.Next() {
 		var id, state string
 		if err := rows.Scan(&id, &state); err != nil {
-			rows.Close()
+			_ = rows.Close()
 			return in, errs.Wrap(op, err)
 		}
 		in.Pushes[state]++
@@ -124,7 +124,7 @@ func Inspect(ctx context.Context, db *sqlstore.DB, now time.Time, grace time.Dur
 			in.Moving = append(in.Moving, fmt.Sprintf("push %s: %s", id, state))
 		}
 	}
-	rows.Close()
+	_ = rows.Close()
 	if err := rows.Err(); err != nil {
 		return in, errs.Wrap(op, err)
 	}
@@ -147,7 +147,7 @@ func Inspect(ctx context.Context, db *sqlstore.DB, now time.Time, grace time.Dur
 		var due int64
 		var attempt int
 		if err := rows.Scan(&id, &kind, &state, &due, &attempt, &lastErr); err != nil {
-			rows.Close()
+			_ = rows.Close()
 			return in, errs.Wrap(op, err)
 		}
 		late := time.Duration(nowMicros-due) * time.Microsecond
@@ -163,7 +163,7 @@ func Inspect(ctx context.Context, db *sqlstore.DB, now time.Time, grace time.Dur
 			in.Moving = append(in.Moving, what)
 		}
 	}
-	rows.Close()
+	_ = rows.Close()
 	if err := rows.Err(); err != nil {
 		return in, errs.Wrap(op, err)
 	}
