@@ -38,6 +38,9 @@ type DB struct {
 	// maxRetries bounds how often Transact re-runs a function after a
 	// serialization failure or lock timeout.
 	maxRetries int
+	// stmts caches prepared statements by query text on SQLite (see
+	// stmtCache); nil on PostgreSQL, whose driver caches them itself.
+	stmts *stmtCache
 }
 
 // SQLitePragmas are the connection settings every SQLite connection gets:
@@ -101,7 +104,11 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		_ = sqldb.Close()
 		return nil, &errs.Error{Code: errs.Unavailable, Op: op, Message: "database is not reachable", Err: err}
 	}
-	return &DB{sql: sqldb, dialect: dialect, maxRetries: 20}, nil
+	db := &DB{sql: sqldb, dialect: dialect, maxRetries: 20}
+	if dialect == SQLite {
+		db.stmts = newStmtCache(sqldb, maxCachedStatements)
+	}
+	return db, nil
 }
 
 // SQL returns the underlying *sql.DB.
@@ -110,8 +117,13 @@ func (db *DB) SQL() *sql.DB { return db.sql }
 // Dialect returns the engine of db.
 func (db *DB) Dialect() Dialect { return db.dialect }
 
-// Close closes the database.
-func (db *DB) Close() error { return db.sql.Close() }
+// Close closes the database and the statements it has cached.
+func (db *DB) Close() error {
+	if db.stmts != nil {
+		db.stmts.close()
+	}
+	return db.sql.Close()
+}
 
 // Ping checks that the database answers. It returns errs.Unavailable if not.
 func (db *DB) Ping(ctx context.Context) error {
@@ -140,25 +152,112 @@ func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row 
 type Tx struct {
 	tx      *sql.Tx
 	dialect Dialect
+	stmts   *stmtCache
 	after   []func()
+	before  []beforeCommit
+	locals  map[any]any
 }
 
 // Dialect returns the engine of the transaction.
 func (tx *Tx) Dialect() Dialect { return tx.dialect }
 
-// Exec runs a statement in the transaction.
+// Exec runs a statement in the transaction. On SQLite the statement is
+// prepared once per connection and reused (see stmtCache).
 func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if stmt := tx.stmts.get(ctx, query); stmt != nil {
+		return tx.tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+	}
 	return tx.tx.ExecContext(ctx, Rebind(tx.dialect, query), args...)
 }
 
-// Query runs a query in the transaction.
+// Query runs a query in the transaction. Its statement is not cached: a
+// caller may run the same query again while iterating the rows of the
+// first, which one prepared SQLite statement cannot serve.
 func (tx *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	return tx.tx.QueryContext(ctx, Rebind(tx.dialect, query), args...)
 }
 
-// QueryRow runs a single-row query in the transaction.
+// QueryRow runs a single-row query in the transaction. On SQLite the
+// statement is prepared once per connection and reused; the row must be
+// scanned before the same query runs again in the transaction (the usual
+// tx.QueryRow(…).Scan(…) does).
 func (tx *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if stmt := tx.stmts.get(ctx, query); stmt != nil {
+		return tx.tx.StmtContext(ctx, stmt).QueryRowContext(ctx, args...)
+	}
 	return tx.tx.QueryRowContext(ctx, Rebind(tx.dialect, query), args...)
+}
+
+// Stages order the functions registered with BeforeCommit. Work that
+// takes locks other transactions wait for runs last, in a fixed order of
+// stages, so that every transaction takes those locks in the same order
+// (no deadlocks) and holds them only while it commits.
+const (
+	// StageDefault is for work with no ordering needs.
+	StageDefault = 0
+	// StageLedger is for the ledger's deferred balance updates.
+	StageLedger = 100
+	// StageAudit is for the audit trail's append, which locks the chain's
+	// head row; it comes last.
+	StageAudit = 200
+)
+
+type beforeCommit struct {
+	stage int
+	fn    func(ctx context.Context, tx *Tx) error
+}
+
+// BeforeCommit registers fn to run inside the transaction once fn of
+// Transact has returned without error, just before the commit. Registered
+// functions run in ascending stage order and, within a stage, in the order
+// they were registered; an error from one rolls the transaction back and
+// is returned by Transact (retried like fn's own errors when retryable). A
+// function registered while the functions run (by one of them) runs too,
+// if its stage has not passed.
+func (tx *Tx) BeforeCommit(stage int, fn func(ctx context.Context, tx *Tx) error) {
+	tx.before = append(tx.before, beforeCommit{stage: stage, fn: fn})
+}
+
+// Local returns the transaction's value for key, calling create to make
+// it on first use. Packages keep per-transaction state in it (for example
+// records to write once before the commit); key should be a value of an
+// unexported type of the package, as with context keys.
+func (tx *Tx) Local(key any, create func() any) any {
+	if v, ok := tx.locals[key]; ok {
+		return v
+	}
+	if tx.locals == nil {
+		tx.locals = make(map[any]any)
+	}
+	v := create()
+	tx.locals[key] = v
+	return v
+}
+
+// runBeforeCommit runs the registered functions by stage.
+func (tx *Tx) runBeforeCommit(ctx context.Context) error {
+	done := make([]bool, 0, len(tx.before))
+	for {
+		next := -1
+		for i, b := range tx.before {
+			if i < len(done) && done[i] {
+				continue
+			}
+			if next < 0 || b.stage < tx.before[next].stage {
+				next = i
+			}
+		}
+		if next < 0 {
+			return nil
+		}
+		for len(done) < len(tx.before) {
+			done = append(done, false)
+		}
+		done[next] = true
+		if err := tx.before[next].fn(ctx, tx); err != nil {
+			return err
+		}
+	}
 }
 
 // Prepare prepares a statement with '?' placeholders for repeated use in
@@ -212,7 +311,7 @@ func (db *DB) transactOnce(ctx context.Context, fn func(tx *Tx) error) (err erro
 	if err != nil {
 		return errs.Wrap(op+": begin", err)
 	}
-	tx := &Tx{tx: sqltx, dialect: db.dialect}
+	tx := &Tx{tx: sqltx, dialect: db.dialect, stmts: db.stmts}
 	defer func() {
 		if p := recover(); p != nil {
 			_ = sqltx.Rollback()
@@ -220,6 +319,10 @@ func (db *DB) transactOnce(ctx context.Context, fn func(tx *Tx) error) (err erro
 		}
 	}()
 	if err := fn(tx); err != nil {
+		_ = sqltx.Rollback()
+		return err
+	}
+	if err := tx.runBeforeCommit(ctx); err != nil {
 		_ = sqltx.Rollback()
 		return err
 	}
