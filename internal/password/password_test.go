@@ -1,7 +1,9 @@
 package password
 
 import (
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -34,5 +36,47 @@ func TestHashAndCheck(t *testing.T) {
 				t.Errorf("Check = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestConcurrentHashesAreBounded starts more hashes than there are slots
+// and checks that no more than the slots ever ran at once, and that every
+// hash still came out right.
+func TestConcurrentHashesAreBounded(t *testing.T) {
+	old := slots
+	slots = make(chan struct{}, 2)
+	mostRunning.Store(0)
+	t.Cleanup(func() { slots = old })
+
+	p := Params{MemoryKiB: 2048, Time: 1, Threads: 1}
+	const n = 12
+	var wg sync.WaitGroup
+	hashes := make([]string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hashes[i], _ = Hash(fmt.Sprintf("password %d", i), p)
+		}()
+	}
+	wg.Wait()
+	if most := mostRunning.Load(); most < 1 || most > 2 {
+		t.Errorf("at most %d hashes ran at once, want 1 or 2 (the slots)", most)
+	}
+	for i, h := range hashes {
+		if !Check(h, fmt.Sprintf("password %d", i)) {
+			t.Errorf("hash %d does not check against its password", i)
+		}
+	}
+}
+
+func TestCheckRefusesAHashAskingForTooMuchMemory(t *testing.T) {
+	h, err := Hash("pw", Params{MemoryKiB: 64, Time: 1, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := strings.Replace(h, "m=64,", "m=4194304,", 1) // 4 GiB
+	if Check(huge, "pw") {
+		t.Error("a hash asking for 4 GiB matched")
 	}
 }
