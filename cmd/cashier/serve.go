@@ -191,6 +191,7 @@ func (m *Main) startJobs(ctx context.Context, db *sqlstore.DB, cfg config.Config
 	grace := cfg.ShutdownTimeout - min(cfg.ShutdownTimeout/3, 5*time.Second)
 	runner := jobs.NewRunner(db, jobs.Options{
 		Workers:       cfg.JobWorkers,
+		Lease:         cfg.JobLease,
 		ShutdownGrace: grace,
 		Logger:        log,
 		Registerer:    srv.Registry(),

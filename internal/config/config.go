@@ -47,6 +47,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// JobWorkers is the number of background job workers serve runs.
 	JobWorkers int
+	// JobLease is how long a worker's claim holds a job before another
+	// worker may take it over (after a crash, say).
+	JobLease time.Duration
 	// FrameAncestors are the CSP frame-ancestors sources of the HTML
 	// screens: 'self', 'none' or origins such as https://app.ctrader.com.
 	FrameAncestors []string
@@ -349,6 +352,20 @@ var generalSettings = []Setting{
 				return fmt.Errorf("is not a whole number from 0 to 1024")
 			}
 			c.JobWorkers = n
+			return nil
+		},
+	},
+	{
+		Name:    "job-lease",
+		Env:     "CASHIER_JOB_LEASE",
+		Default: "1m",
+		Usage:   "How long a worker's claim holds a job: a job whose worker died (a crash, a killed process) runs again once its lease ends. Running jobs renew it every third of it. From 1s to 1h.",
+		Set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Second || d > time.Hour {
+				return fmt.Errorf("is not a duration from 1s to 1h such as 30s or 1m")
+			}
+			c.JobLease = d
 			return nil
 		},
 	},

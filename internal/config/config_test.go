@@ -34,6 +34,7 @@ func TestDefaults(t *testing.T) {
 		LogFormat:       "json",
 		ShutdownTimeout: 15 * time.Second,
 		JobWorkers:      4,
+		JobLease:        time.Minute,
 		FrameAncestors:  []string{"'self'"},
 		Identity: config.Identity{
 			Mode:              identity.ModeSSO,
@@ -238,6 +239,10 @@ func TestLoadErrors(t *testing.T) {
 			`CASHIER_JOB_WORKERS (-job-workers): "many" is not a whole number from 0 to 1024`},
 		{"negative job workers", []string{"-job-workers", "-1"}, nil,
 			`CASHIER_JOB_WORKERS (-job-workers): "-1" is not a whole number from 0 to 1024`},
+		{"job lease too short", []string{"-job-lease", "500ms"}, nil,
+			`CASHIER_JOB_LEASE (-job-lease): "500ms" is not a duration from 1s to 1h such as 30s or 1m`},
+		{"job lease not a duration", nil, map[string]string{"CASHIER_JOB_LEASE": "forever"},
+			`CASHIER_JOB_LEASE (-job-lease): "forever" is not a duration from 1s to 1h such as 30s or 1m`},
 		{"unknown flag", []string{"-port", "80"}, nil,
 			`flag provided but not defined: -port`},
 		{"identity mode", nil, map[string]string{"CASHIER_IDENTITY_MODE": "oauth"},
