@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"strings"
+	"sync/atomic"
 
 	"github.com/opencashier/cashier/internal/errs"
 	"github.com/opencashier/cashier/internal/sqlstore"
@@ -65,6 +66,7 @@ func (r *Runner) claim(ctx context.Context, limit int) ([]claimedJob, int, error
 		)
 		token := rand.Text()
 		now := r.clock.Now()
+		r.txCount.claims.Add(1)
 		err := r.db.Transact(ctx, func(tx *sqlstore.Tx) error {
 			run, dead = run[:0], dead[:0]
 			if tx.Dialect() == sqlstore.Postgres {
@@ -116,9 +118,10 @@ func (r *Runner) claim(ctx context.Context, limit int) ([]claimedJob, int, error
 
 // finish applies an outcome statement guarded by the claim: it changes the
 // job only while the claim's token still holds it. It reports whether it
-// did.
-func (r *Runner) finish(ctx context.Context, cj claimedJob, set string, args ...any) (bool, error) {
+// did. count is the transaction counter it adds one to.
+func (r *Runner) finish(ctx context.Context, cj claimedJob, count *atomic.Int64, set string, args ...any) (bool, error) {
 	var n int64
+	count.Add(1)
 	err := r.db.Transact(ctx, func(tx *sqlstore.Tx) error {
 		res, err := tx.Exec(ctx, `UPDATE jobs SET `+set+` WHERE id = ? AND claim_token = ? AND state = 'running'`,
 			append(args, cj.ID, cj.token)...)
@@ -136,13 +139,13 @@ func (r *Runner) finish(ctx context.Context, cj claimedJob, set string, args ...
 
 // complete marks the job done.
 func (r *Runner) complete(ctx context.Context, cj claimedJob) (bool, error) {
-	return r.finish(ctx, cj, `state = 'done', claim_token = NULL, finished_at = ?`, sqlstore.Micros(r.clock.Now()))
+	return r.finish(ctx, cj, &r.txCount.completions, `state = 'done', claim_token = NULL, finished_at = ?`, sqlstore.Micros(r.clock.Now()))
 }
 
 // release puts the job back in the queue, due at once, without counting the
 // interrupted attempt.
 func (r *Runner) release(ctx context.Context, cj claimedJob) (bool, error) {
-	return r.finish(ctx, cj, `state = 'queued', claim_token = NULL, due_at = 0, attempt = attempt - 1`)
+	return r.finish(ctx, cj, &r.txCount.others, `state = 'queued', claim_token = NULL, due_at = 0, attempt = attempt - 1`)
 }
 
 // fail records a failed attempt: dead if permanent or out of attempts,
@@ -152,7 +155,7 @@ func (r *Runner) fail(ctx context.Context, cj claimedJob, cause error) (string, 
 	now := r.clock.Now()
 	msg := truncateError(cause.Error())
 	if IsPermanent(cause) || cj.Attempt >= cj.MaxAttempts {
-		kept, err := r.finish(ctx, cj, `state = 'dead', claim_token = NULL, last_error = ?, finished_at = ?`,
+		kept, err := r.finish(ctx, cj, &r.txCount.others, `state = 'dead', claim_token = NULL, last_error = ?, finished_at = ?`,
 			msg, sqlstore.Micros(now))
 		return "dead", kept, err
 	}
@@ -160,12 +163,12 @@ func (r *Runner) fail(ctx context.Context, cj claimedJob, cause error) (string, 
 	if !asked {
 		delay = r.backoff(cj.Attempt)
 	}
-	kept, err := r.finish(ctx, cj, `state = 'queued', claim_token = NULL, last_error = ?, due_at = ?`,
+	kept, err := r.finish(ctx, cj, &r.txCount.others, `state = 'queued', claim_token = NULL, last_error = ?, due_at = ?`,
 		msg, sqlstore.Micros(now.Add(delay)))
 	return "retry", kept, err
 }
 
 // renew extends the job's lease to now+Lease while the claim holds it.
 func (r *Runner) renew(ctx context.Context, cj claimedJob) (bool, error) {
-	return r.finish(ctx, cj, `due_at = ?`, sqlstore.Micros(r.clock.Now().Add(r.opts.Lease)))
+	return r.finish(ctx, cj, &r.txCount.others, `due_at = ?`, sqlstore.Micros(r.clock.Now().Add(r.opts.Lease)))
 }

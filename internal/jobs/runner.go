@@ -124,6 +124,20 @@ type Runner struct {
 	// afterHeartbeat, if set, is told the outcome of each lease renewal
 	// (tests only).
 	afterHeartbeat func(jobID string, kept bool)
+	// txCount counts the runner's write transactions by purpose, for the
+	// benchmarks and tests.
+	txCount txCounts
+}
+
+// txCounts counts a runner's write transactions (each Transact call once,
+// whatever its internal retries).
+type txCounts struct {
+	// claims counts claim transactions.
+	claims atomic.Int64
+	// completions counts transactions that record "done" outcomes.
+	completions atomic.Int64
+	// others counts the other outcome and lease-renewal transactions.
+	others atomic.Int64
 }
 
 // NewRunner returns a runner over db. Register handlers with Handle, then
