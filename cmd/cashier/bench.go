@@ -56,7 +56,7 @@ type benchFlags struct {
 	scenario, mix                                          string
 	concurrency, ops, users, ctraderAddrs, pid             int
 	rate                                                   float64
-	duration, timeout, settle                              time.Duration
+	duration, timeout, settle, quiet                       time.Duration
 	usersFile, jsonOut                                     string
 	deposit, withdraw, currency                            string
 	check, relax                                           bool
@@ -89,6 +89,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	fs.IntVar(&f.pid, "pid", 0, "sample this process's resident memory (VmRSS, VmHWM) during the run")
 	fs.DurationVar(&f.timeout, "timeout", time.Minute, "longest one operation may take")
 	fs.DurationVar(&f.settle, "settle", time.Minute, "how long to wait for the books to agree after the run")
+	fs.DurationVar(&f.quiet, "quiet-start", 2*time.Minute, "before the run, wait at most this long for the cashier's job queue to have nothing due or running (a previous run's tail); 0: do not wait")
 	fs.BoolVar(&f.check, "check", true, "check afterwards that the ledger and the simulator agree (needs the database)")
 	fs.StringVar(&f.jsonOut, "json", "", "also write the result as JSON to this file")
 	fs.IntVar(&f.seedAccounts, "seed-accounts", 0, "before the run, add this many users with trading accounts straight to the database (history for 10×/100× figures)")
@@ -198,6 +199,15 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		plan.Scenarios = append(plan.Scenarios, loadtest.Scenario{Name: name, Weight: weight, Run: run})
 	}
 
+	if db != nil && f.quiet > 0 {
+		left, waited, err := loadtest.WaitForQuiet(ctx, db, 250*time.Millisecond, f.quiet)
+		if err != nil {
+			return err
+		}
+		if waited >= time.Second || left > 0 {
+			fmt.Fprintf(m.Stderr, "bench: waited %.1fs for the job queue to drain; %d jobs still due or running\n", waited.Seconds(), left)
+		}
+	}
 	fmt.Fprintf(m.Stdout, "bench: %s against %s, %d users, %s\n", f.describe(), f.cashierURL, len(users), loadSummary())
 	var sampler *loadtest.MemorySampler
 	if f.pid > 0 {

@@ -203,3 +203,37 @@ func Counts(m map[string]int) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// Backlog counts the jobs that are due at now or running: work a previous
+// run left behind, which would compete with the next one. It returns a
+// wrapped database error if the jobs cannot be counted.
+func Backlog(ctx context.Context, db *sqlstore.DB, now time.Time) (int, error) {
+	var n int
+	err := db.QueryRow(ctx, `SELECT COUNT(*) FROM jobs WHERE state = 'running' OR (state = 'queued' AND due_at <= ?)`,
+		sqlstore.Micros(now)).Scan(&n)
+	if err != nil {
+		return 0, errs.Wrap("loadtest.Backlog", err)
+	}
+	return n, nil
+}
+
+// WaitForQuiet waits until Backlog is zero, reading it every interval, for
+// at most limit, and returns the last count and how long it waited (a
+// count above zero means limit passed first). It returns ctx's error if ctx
+// ends first and a wrapped database error if a count fails.
+func WaitForQuiet(ctx context.Context, db *sqlstore.DB, interval, limit time.Duration) (int, time.Duration, error) {
+	start := time.Now()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := Backlog(ctx, db, time.Now())
+		if err != nil || n == 0 || time.Since(start) >= limit {
+			return n, time.Since(start), err
+		}
+		select {
+		case <-ctx.Done():
+			return n, time.Since(start), errs.Wrap("loadtest.WaitForQuiet", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
