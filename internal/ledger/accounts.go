@@ -40,7 +40,7 @@ func (l *Ledger) CreateAccountTx(ctx context.Context, tx *sqlstore.Tx, spec Acco
 	if err != nil {
 		return Account{}, errs.Wrap(op, err)
 	}
-	a, err := getAccount(ctx, tx, spec.ID, false)
+	a, err := pendingOf(tx).account(getAccount(ctx, tx, spec.ID, false))
 	if err != nil {
 		return Account{}, errs.Wrap(op, err)
 	}
@@ -163,9 +163,12 @@ func (l *Ledger) Account(ctx context.Context, id string) (Account, error) {
 	return a, errs.Wrap("ledger.Account", err)
 }
 
-// AccountTx returns the account inside the caller's transaction.
+// AccountTx returns the account inside the caller's transaction, with
+// what the transaction has booked on it so far (an unbounded account's
+// sums are written only just before the commit; see PostTx). It does not
+// lock the account. It returns errs.NotFound for an unknown account.
 func (l *Ledger) AccountTx(ctx context.Context, tx *sqlstore.Tx, id string) (Account, error) {
-	a, err := getAccount(ctx, tx, id, false)
+	a, err := pendingOf(tx).account(getAccount(ctx, tx, id, false))
 	return a, errs.Wrap("ledger.Account", err)
 }
 

@@ -11,9 +11,19 @@
 // or in part, voided, or expired.
 //
 // Balances are kept in four cached sums per account (debits and credits,
-// posted and pending), updated in the posting transaction under row locks
-// (PostgreSQL) or the database write lock (SQLite, BEGIN IMMEDIATE). Verify
-// recomputes them from the transfers.
+// posted and pending), written in the posting transaction; Verify
+// recomputes them from the transfers. An account with a bound is locked
+// (PostgreSQL row lock; on SQLite the transaction holds the database's write
+// lock, BEGIN IMMEDIATE) and read when a transfer is booked on it, so that
+// the bound is checked against a balance no one else can change, and its
+// sums are written at once. An unbounded account (a provider's clearing
+// account, fee income: the shared accounts every deposit touches) is not
+// locked at booking time: its currency is checked from an unlocked read
+// (cached; an account never changes), and the transaction's effect on its
+// sums is written once, just before the commit (sqlstore.StageLedger), as
+// relative updates in account-id order. So every transaction takes those
+// locks last, in one order, and holds them only for the commit; reads in the
+// transaction (AccountTx) include what it has booked. See docs/ledger.md.
 package ledger
 
 import (
@@ -171,6 +181,7 @@ type Ledger struct {
 	db       *sqlstore.DB
 	clock    clock.Clock
 	observer Observer
+	infos    *infoCache // what never changes about accounts, by id
 }
 
 // Observer is told of the transfers a Post or PostTx call has just booked
@@ -188,5 +199,5 @@ func New(db *sqlstore.DB, c clock.Clock) *Ledger {
 	if c == nil {
 		c = clock.System{}
 	}
-	return &Ledger{db: db, clock: c}
+	return &Ledger{db: db, clock: c, infos: &infoCache{}}
 }

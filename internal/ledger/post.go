@@ -34,7 +34,11 @@ func (l *Ledger) Post(ctx context.Context, transfers ...Transfer) ([]Transfer, e
 }
 
 // PostTx is Post inside the caller's transaction, so that booking money and
-// enqueueing what follows from it commit together.
+// enqueueing what follows from it commit together. It locks the bounded
+// accounts it books on until the transaction ends; the sums of unbounded
+// accounts are written by a function it registers with tx.BeforeCommit
+// (sqlstore.StageLedger), which fails the commit with errs.Invalid in the
+// unlikely case that a sum would overflow. It returns the errors of Post.
 func (l *Ledger) PostTx(ctx context.Context, tx *sqlstore.Tx, transfers ...Transfer) ([]Transfer, error) {
 	const op = "ledger.Post"
 	if len(transfers) == 0 {
@@ -101,61 +105,82 @@ func (l *Ledger) PostTx(ctx context.Context, tx *sqlstore.Tx, transfers ...Trans
 		}
 	}
 
-	// Lock every account touched, in id order.
+	if err := l.book(ctx, tx, transfers, holds, now); err != nil {
+		return nil, err
+	}
+	return transfers, nil
+}
+
+// book books transfers whose holds (for PostPending, VoidPending and
+// ExpirePending) are resolved and locked: it reads and locks the bounded
+// accounts in id order, applies and checks the transfers, writes them,
+// settles their holds, writes the bounded accounts' sums and leaves the
+// unbounded accounts' deltas to be written before the commit (see
+// deferred.go), then tells the observer.
+func (l *Ledger) book(ctx context.Context, tx *sqlstore.Tx, transfers []Transfer, holds map[string]*Transfer, now time.Time) error {
+	const op = "ledger.Post"
 	var accIDs []string
 	for _, t := range transfers {
 		accIDs = append(accIDs, t.Debit, t.Credit)
 	}
 	slices.Sort(accIDs)
 	accIDs = slices.Compact(accIDs)
-	accs, err := lockAccounts(ctx, tx, accIDs)
+	accs, deferred, err := l.bookingAccounts(ctx, tx, accIDs)
 	if err != nil {
-		return nil, errs.Wrap(op, err)
+		return errs.Wrap(op, err)
 	}
 	before := make(map[string]sums, len(accs))
 	for id, a := range accs {
 		before[id] = a.sums
+	}
+	isDeferred := make(map[string]bool, len(deferred))
+	for _, id := range deferred {
+		isDeferred[id] = true
 	}
 
 	for i := range transfers {
 		t := &transfers[i]
 		d, c := accs[t.Debit], accs[t.Credit]
 		if d.Currency != t.Amount.Currency() || c.Currency != t.Amount.Currency() {
-			return nil, errs.Ef(errs.Invalid, op, "transfer %s is in %s but account %s is in %s and %s in %s",
+			return errs.Ef(errs.Invalid, op, "transfer %s is in %s but account %s is in %s and %s in %s",
 				t.ID, t.Amount.Currency().Code, d.ID, d.Currency.Code, c.ID, c.Currency.Code)
 		}
 		if err := apply(t, d, c, holds[t.PendingID]); err != nil {
-			return nil, err
+			return err
 		}
 		t.PostedAt = now
 	}
+	if err := checkDeferred(tx, accs, deferred); err != nil {
+		return err
+	}
 
 	if err := insertTransfers(ctx, tx, transfers); err != nil {
-		return nil, errs.Wrap(op, err)
+		return errs.Wrap(op, err)
 	}
 	for _, t := range transfers {
 		if t.Action == PostPending || t.Action == VoidPending || t.Action == ExpirePending {
 			settled := map[Action]Status{PostPending: StatusPosted, VoidPending: StatusVoided, ExpirePending: StatusExpired}[t.Action]
 			if _, err := tx.Exec(ctx, "UPDATE ledger_transfers SET status = ? WHERE id = ? AND status = ?", string(settled), t.PendingID, string(StatusPending)); err != nil {
-				return nil, errs.Wrap(op, err)
+				return errs.Wrap(op, err)
 			}
 		}
 	}
 	var changed []*Account
 	for _, id := range accIDs {
-		if a := accs[id]; a.sums != before[id] {
+		if a := accs[id]; !isDeferred[id] && a.sums != before[id] {
 			changed = append(changed, a)
 		}
 	}
 	if err := updateSums(ctx, tx, changed); err != nil {
-		return nil, errs.Wrap(op, err)
+		return errs.Wrap(op, err)
 	}
+	deferSums(tx, accs, deferred)
 	if l.observer != nil {
 		if err := l.observer(ctx, tx, transfers); err != nil {
-			return nil, errs.Wrap(op, err)
+			return errs.Wrap(op, err)
 		}
 	}
-	return transfers, nil
+	return nil
 }
 
 func validateTransfer(t Transfer) error {
@@ -470,28 +495,10 @@ func (l *Ledger) ExpireDue(ctx context.Context, limit int) (int, error) {
 			if err != nil || len(found) == 0 || found[0].Status != StatusPending {
 				return err
 			}
-			accs, err := lockAccounts(ctx, tx, sortedPair(h.Debit, h.Credit))
-			if err != nil {
-				return err
-			}
 			t := Transfer{ID: "expire:" + h.ID, Action: ExpirePending, PendingID: h.ID, Debit: h.Debit, Credit: h.Credit,
-				Amount: money.Zero(h.Amount.Currency()), Code: "hold.expired", PostedAt: now}
-			if err := apply(&t, accs[h.Debit], accs[h.Credit], &found[0]); err != nil {
+				Amount: money.Zero(h.Amount.Currency()), Code: "hold.expired"}
+			if err := l.book(ctx, tx, []Transfer{t}, map[string]*Transfer{h.ID: &found[0]}, now); err != nil {
 				return err
-			}
-			if err := insertTransfers(ctx, tx, []Transfer{t}); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, "UPDATE ledger_transfers SET status = ? WHERE id = ?", string(StatusExpired), h.ID); err != nil {
-				return err
-			}
-			if err := updateSums(ctx, tx, []*Account{accs[h.Debit], accs[h.Credit]}); err != nil {
-				return err
-			}
-			if l.observer != nil {
-				if err := l.observer(ctx, tx, []Transfer{t}); err != nil {
-					return err
-				}
 			}
 			expired = true
 			return nil
@@ -504,13 +511,6 @@ func (l *Ledger) ExpireDue(ctx context.Context, limit int) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-func sortedPair(a, b string) []string {
-	if a < b {
-		return []string{a, b}
-	}
-	return []string{b, a}
 }
 
 // updateSums writes the cached sums of the accounts: on SQLite with one

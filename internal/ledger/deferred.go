@@ -1,0 +1,308 @@
+package ledger
+
+import (
+	"context"
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/opencashier/cashier/internal/errs"
+	"github.com/opencashier/cashier/internal/money"
+	"github.com/opencashier/cashier/internal/sqlstore"
+)
+
+// Unbounded accounts (no lower and no upper bound: a provider's clearing
+// account, fee income, a trading login's platform account) are not locked
+// when a transfer is booked on them: nothing about them has to be checked
+// against their balance, and the shared ones are in every deposit, so a
+// lock taken at booking time and held until the caller's transaction
+// commits would queue every deposit behind the one before it. Instead the
+// transfer's effect on their four sums is kept with the transaction
+// (sqlstore.Tx.Local) and written once, just before the commit
+// (sqlstore.StageLedger), as relative updates in account-id order: every
+// transaction takes these row locks last, in one order, and holds them only
+// while it commits. The transfers themselves are inserted at booking time
+// as before, so sums and transfers commit together.
+//
+// Bounded accounts are locked and read at booking time (in id order) and
+// their sums written at once, as before: a bound can only be checked
+// against a balance no one else can change meanwhile.
+
+// accountInfo is what never changes about an account and what booking
+// needs to know without reading its balance.
+type accountInfo struct {
+	currency money.Currency
+	normal   Side
+	bounded  bool
+}
+
+// maxCachedAccounts bounds the cache of accountInfo (a few dozen bytes each).
+const maxCachedAccounts = 1 << 16
+
+// infoCache keeps accountInfo by account id. Accounts are never changed or
+// deleted once created (CreateAccount refuses other settings for an
+// existing id), so an entry never goes stale; entries are only added once
+// the transaction that read them has committed, so that an account created
+// in a transaction that rolls back is not remembered.
+type infoCache struct {
+	mu sync.Mutex
+	m  map[string]accountInfo
+}
+
+func (c *infoCache) get(id string) (accountInfo, bool) {
+	if c == nil {
+		return accountInfo{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	info, ok := c.m[id]
+	return info, ok
+}
+
+func (c *infoCache) put(infos map[string]accountInfo) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]accountInfo)
+	}
+	for id, info := range infos {
+		if _, ok := c.m[id]; !ok && len(c.m) >= maxCachedAccounts {
+			for old := range c.m { // drop an arbitrary entry
+				delete(c.m, old)
+				break
+			}
+		}
+		c.m[id] = info
+	}
+}
+
+// bookingAccounts returns the accounts with the given ids (sorted, without
+// repeats) for booking: bounded ones locked, with their sums; unbounded
+// ones unlocked, with zero sums, so that applying transfers to them yields
+// the transfers' deltas (listed in deferred). It returns errs.NotFound for
+// an unknown account.
+func (l *Ledger) bookingAccounts(ctx context.Context, tx *sqlstore.Tx, ids []string) (accs map[string]*Account, deferred []string, err error) {
+	infos := make(map[string]accountInfo, len(ids))
+	var missing []string
+	for _, id := range ids {
+		if info, ok := l.infos.get(id); ok {
+			infos[id] = info
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		read, err := readAccountInfos(ctx, tx, missing)
+		if err != nil {
+			return nil, nil, err
+		}
+		for id, info := range read {
+			infos[id] = info
+		}
+		tx.AfterCommit(func() { l.infos.put(read) })
+	}
+	var bounded []string
+	for _, id := range ids {
+		if infos[id].bounded {
+			bounded = append(bounded, id)
+		} else {
+			deferred = append(deferred, id)
+		}
+	}
+	accs = make(map[string]*Account, len(ids))
+	if len(bounded) > 0 {
+		if accs, err = lockAccounts(ctx, tx, bounded); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, id := range deferred {
+		info := infos[id]
+		accs[id] = &Account{AccountSpec: AccountSpec{ID: id, Currency: info.currency, Normal: info.normal}}
+	}
+	return accs, deferred, nil
+}
+
+// readAccountInfos reads what never changes about the accounts, without
+// locking them. It returns errs.NotFound for the first unknown id in order.
+func readAccountInfos(ctx context.Context, tx *sqlstore.Tx, ids []string) (map[string]accountInfo, error) {
+	out := make(map[string]accountInfo, len(ids))
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		rows, err := tx.Query(ctx, "SELECT id, currency, normal, lower_bound IS NOT NULL OR upper_bound IS NOT NULL FROM ledger_accounts WHERE id IN ("+placeholders(len(chunk))+")", anySlice(chunk)...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var (
+				id, cur, normal string
+				bounded         bool
+			)
+			if err := rows.Scan(&id, &cur, &normal, &bounded); err != nil {
+				_ = rows.Close()
+				return nil, err
+			}
+			c, err := money.LookupCurrency(cur)
+			if err != nil {
+				_ = rows.Close()
+				return nil, errs.Ef(errs.Internal, "ledger.Post", "account %s has unknown currency %q", id, cur)
+			}
+			out[id] = accountInfo{currency: c, normal: Side(normal), bounded: bounded}
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range ids {
+		if _, ok := out[id]; !ok {
+			return nil, errs.Ef(errs.NotFound, "ledger.Post", "account %s not found", id)
+		}
+	}
+	return out, nil
+}
+
+// pendingKey is the sqlstore.Tx.Local key of a transaction's pendingSums.
+type pendingKey struct{}
+
+// pendingSums are the deltas of the unbounded accounts' sums that a
+// transaction has booked and not yet written.
+type pendingSums struct {
+	deltas  map[string]sums
+	flushes bool // the write before the commit is registered
+}
+
+// pendingOf returns tx's pending deltas (empty if it booked none).
+func pendingOf(tx *sqlstore.Tx) *pendingSums {
+	return tx.Local(pendingKey{}, func() any { return &pendingSums{} }).(*pendingSums)
+}
+
+// merged returns the sums of p and d for account id, and false if a sum
+// would overflow.
+func (p *pendingSums) merged(id string, d sums) (sums, bool) {
+	s := p.deltas[id]
+	ok := add(&s.debitsPosted, d.debitsPosted) && add(&s.creditsPosted, d.creditsPosted) &&
+		add(&s.debitsPending, d.debitsPending) && add(&s.creditsPending, d.creditsPending)
+	return s, ok
+}
+
+// addTo adds the pending deltas of a's account to a's sums, so that a
+// transaction reading an unbounded account after booking on it sees its
+// own bookings. It returns false if a sum would overflow.
+func (p *pendingSums) addTo(a *Account) bool {
+	d, ok := p.deltas[a.ID]
+	if !ok {
+		return true
+	}
+	return add(&a.debitsPosted, d.debitsPosted) && add(&a.creditsPosted, d.creditsPosted) &&
+		add(&a.debitsPending, d.debitsPending) && add(&a.creditsPending, d.creditsPending)
+}
+
+// checkDeferred fails, before anything is written, if adding the deltas of
+// the deferred accounts in accs to what tx has pending would overflow.
+func checkDeferred(tx *sqlstore.Tx, accs map[string]*Account, deferred []string) error {
+	p := pendingOf(tx)
+	for _, id := range deferred {
+		if _, ok := p.merged(id, accs[id].sums); !ok {
+			return errs.Ef(errs.Invalid, "ledger.Post", "the transfers would overflow account %s's totals", id)
+		}
+	}
+	return nil
+}
+
+// deferSums adds the deltas of the deferred accounts in accs to tx's
+// pending deltas (checkDeferred has passed) and makes sure they are written
+// before the commit.
+func deferSums(tx *sqlstore.Tx, accs map[string]*Account, deferred []string) {
+	p := pendingOf(tx)
+	for _, id := range deferred {
+		d := accs[id].sums
+		if d == (sums{}) {
+			continue
+		}
+		if p.deltas == nil {
+			p.deltas = make(map[string]sums)
+		}
+		p.deltas[id], _ = p.merged(id, d)
+	}
+	if !p.flushes && len(p.deltas) > 0 {
+		p.flushes = true
+		tx.BeforeCommit(sqlstore.StageLedger, p.flush)
+	}
+}
+
+// flushQuery adds the deltas to one account's sums. The BETWEEN guards
+// (computed from the deltas) leave the row alone instead of overflowing:
+// PostgreSQL would fail the statement, SQLite would turn the sum into a
+// floating-point number.
+const flushQuery = `UPDATE ledger_accounts SET debits_posted = debits_posted + ?, credits_posted = credits_posted + ?,
+	debits_pending = debits_pending + ?, credits_pending = credits_pending + ?
+	WHERE id = ? AND debits_posted BETWEEN ? AND ? AND credits_posted BETWEEN ? AND ?
+	AND debits_pending BETWEEN ? AND ? AND credits_pending BETWEEN ? AND ?`
+
+// flush writes the pending deltas, one account at a time in id order (the
+// order every transaction locks them in), just before the commit. It
+// returns errs.Invalid if a sum would overflow.
+func (p *pendingSums) flush(ctx context.Context, tx *sqlstore.Tx) error {
+	const op = "ledger.Post"
+	ids := make([]string, 0, len(p.deltas))
+	for id, d := range p.deltas {
+		if d != (sums{}) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		d := p.deltas[id]
+		args := []any{d.debitsPosted, d.creditsPosted, d.debitsPending, d.creditsPending, id}
+		for _, delta := range []int64{d.debitsPosted, d.creditsPosted, d.debitsPending, d.creditsPending} {
+			lo, hi := noOverflowRange(delta)
+			args = append(args, lo, hi)
+		}
+		res, err := tx.Exec(ctx, flushQuery, args...)
+		if err != nil {
+			return errs.Wrap(op+": write sums", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return errs.Wrap(op+": write sums", err)
+		}
+		if n != 1 {
+			return errs.Ef(errs.Invalid, op, "the transaction's transfers would overflow account %s's totals", id)
+		}
+	}
+	// Written: a read or a booking after this (by a later stage) starts
+	// from the table again.
+	clear(p.deltas)
+	p.flushes = false
+	return nil
+}
+
+// noOverflowRange is the range of values to which delta can be added
+// without overflowing an int64.
+func noOverflowRange(delta int64) (lo, hi int64) {
+	lo, hi = math.MinInt64, math.MaxInt64
+	if delta > 0 {
+		hi -= delta
+	} else {
+		lo -= delta
+	}
+	return lo, hi
+}
+
+// account returns a read of an account (getAccount's results) in the
+// transaction of p with the sums the transaction has booked on it and not
+// yet written.
+func (p *pendingSums) account(a Account, err error) (Account, error) {
+	if err != nil {
+		return a, err
+	}
+	if !p.addTo(&a) {
+		return Account{}, errs.Ef(errs.Invalid, "ledger.Account", "account %s's totals overflow", a.ID)
+	}
+	return a, nil
+}
