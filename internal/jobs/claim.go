@@ -137,9 +137,10 @@ func (r *Runner) finish(ctx context.Context, cj claimedJob, count *atomic.Int64,
 	return n == 1, nil
 }
 
-// complete marks the job done.
+// complete marks the job done, together with other jobs of this runner
+// finishing at the same time (see completer).
 func (r *Runner) complete(ctx context.Context, cj claimedJob) (bool, error) {
-	return r.finish(ctx, cj, &r.txCount.completions, `state = 'done', claim_token = NULL, finished_at = ?`, sqlstore.Micros(r.clock.Now()))
+	return r.completer.complete(ctx, cj, r.clock.Now())
 }
 
 // release puts the job back in the queue, due at once, without counting the

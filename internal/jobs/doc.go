@@ -58,6 +58,19 @@
 // run's result; its outcome is discarded and counted in
 // jobs_lease_lost_total.
 //
+// "done" outcomes, the common case, are written in groups: a runner's first
+// completion goes to the database at once, in its own transaction, and the
+// completions of jobs that finish while that write is in flight wait for it
+// and are then written together by the next transaction (one UPDATE per 200
+// jobs, each row still guarded by its own claim token; RETURNING id tells
+// which were kept). No timer delays a write, so a lone job finishes as
+// quickly as before, and a burst costs a few transactions instead of one
+// per job. A handler's run ends only once its outcome is recorded, so
+// RunOnce, and Run at shutdown, return with every outcome written. If a
+// group's write fails, the failure is logged for each of its jobs, which
+// stay running and run again when their leases end. Retries, dead letters,
+// releases and renewals are written one job per transaction.
+//
 // # Claiming
 //
 // One statement claims a batch: UPDATE jobs SET … WHERE id IN (SELECT id …

@@ -115,15 +115,22 @@ type Runner struct {
 	mu       sync.RWMutex
 	handlers map[string]Handler
 
-	wake     chan struct{}
-	active   atomic.Bool
-	inflight atomic.Int64
+	wake      chan struct{}
+	active    atomic.Bool
+	inflight  atomic.Int64
+	completer completer
 
 	// jitter picks the actual delay for a backoff ceiling; tests replace it.
 	jitter func(time.Duration) time.Duration
 	// afterHeartbeat, if set, is told the outcome of each lease renewal
 	// (tests only).
 	afterHeartbeat func(jobID string, kept bool)
+	// afterCompletionQueued, if set, is called when a completion starts
+	// waiting for the write in flight; beforeCompletionWrite, if set, is
+	// called with the number of completions a write is about to record
+	// (tests only).
+	afterCompletionQueued func()
+	beforeCompletionWrite func(n int)
 	// txCount counts the runner's write transactions by purpose, for the
 	// benchmarks and tests.
 	txCount txCounts
@@ -181,7 +188,7 @@ func NewRunner(db *sqlstore.DB, opts Options) *Runner {
 		host, _ := os.Hostname()
 		opts.WorkerID = fmt.Sprintf("%s-%d-%04x", host, os.Getpid(), rand.IntN(1<<16))
 	}
-	return &Runner{
+	r := &Runner{
 		db:       db,
 		opts:     opts,
 		clock:    opts.Clock,
@@ -191,6 +198,8 @@ func NewRunner(db *sqlstore.DB, opts Options) *Runner {
 		wake:     make(chan struct{}, 1),
 		jitter:   fullJitter,
 	}
+	r.completer.r = r
+	return r
 }
 
 // Handle registers the handler for a kind of job. A runner claims only jobs
@@ -266,6 +275,11 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	more := true // there may be due jobs: claim before waiting
 	for ctx.Err() == nil {
+		if more {
+			// Workers whose completions were written together finish
+			// together: count them all, so one claim refills them.
+			free += drain(finished)
+		}
 		if more && free > 0 {
 			batch, claimed, err := r.claim(ctx, free)
 			switch {
@@ -303,6 +317,18 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}
 	return r.shutdown(&wg, stopHandlers)
+}
+
+// drain takes every value ready in ch without waiting and returns how
+// many it took.
+func drain(ch <-chan struct{}) int {
+	for n := 0; ; n++ {
+		select {
+		case <-ch:
+		default:
+			return n
+		}
+	}
 }
 
 func (r *Runner) shutdown(wg *sync.WaitGroup, stopHandlers context.CancelFunc) error {
