@@ -30,10 +30,13 @@ import (
 // simulator with latency beyond the client's timeout, 5xx before applying,
 // apply-then-timeout, apply-then-reset, dropped connections, workers that die
 // right before or right after the call, and a fresh worker (new runner) every
-// few dozen jobs. The ledger books each push when it is enqueued and reverses
-// it when the push settles as not applied. Afterwards every push is applied
-// exactly once or proved not applied, none is left in doubt (look-up on), and
-// every simulator balance equals the ledger's mirror of it, to the cent.
+// few dozen jobs. A push proved not applied is sent again (within the
+// service's bounds; the pushes whose worker dies before every call use them
+// up). The ledger books each push when it is enqueued and reverses it when
+// the push settles as not applied. Afterwards every push is applied exactly
+// once or proved not applied, none is left in doubt (look-up on), every
+// resend followed a proof that nothing was applied, and every simulator
+// balance equals the ledger's mirror of it, to the cent.
 //
 // CASHIER_CAMPAIGN_PUSHES sets the size (default 2000).
 
@@ -42,7 +45,11 @@ const (
 	losingLogin     = 5000020
 	campaignSeed    = 20261121
 	campaignTimeout = 500 * time.Millisecond
-	initialBalance  = 10000000 // 100,000.00 USD in cents: enough that no withdrawal
+	// campaignMaxSends bounds the sends of a push; the window is long
+	// enough never to cut them short, so that both databases give up on
+	// the same pushes (those whose worker dies before every call).
+	campaignMaxSends = 6
+	initialBalance   = 10000000 // 100,000.00 USD in cents: enough that no withdrawal
 	// depends on the order of the deposits before it, so outcomes are deterministic
 )
 
@@ -110,6 +117,7 @@ type campaignResult struct {
 	inDoubt    int
 	applied    int
 	notApplied int
+	resent     int // pushes sent more than once
 }
 
 func runCampaign(t *testing.T, db *sqlstore.DB, n int, withLookup bool) campaignResult {
@@ -156,7 +164,8 @@ func runCampaign(t *testing.T, db *sqlstore.DB, n int, withLookup bool) campaign
 			t.Fatal(err)
 		}
 	}
-	svc := push.New(db, conn, push.Options{Clock: fc, SendTimeout: campaignTimeout, LookupMargin: time.Second, RetryAfter: time.Second, Logger: quiet})
+	svc := push.New(db, conn, push.Options{Clock: fc, SendTimeout: campaignTimeout, LookupMargin: time.Second, RetryAfter: time.Second,
+		MaxSends: campaignMaxSends, ResendWindow: 24 * time.Hour, Logger: quiet})
 	// The owner reverses the booking of a push that did not happen.
 	svc.RegisterOwner("campaign", push.OwnerFunc(func(ctx context.Context, tx *sqlstore.Tx, p push.Push) error {
 		if p.State.WasApplied() {
@@ -275,6 +284,9 @@ func runCampaign(t *testing.T, db *sqlstore.DB, n int, withLookup bool) campaign
 			if times != 0 {
 				t.Errorf("push %s is %s but the platform applied it %d times", p.ID, p.State, times)
 			}
+			if p.State == push.ResolvedNotApplied && p.Sends < campaignMaxSends {
+				t.Errorf("push %s was given up after %d sends, with %d allowed", p.ID, p.Sends, campaignMaxSends)
+			}
 		case p.State == push.InDoubt:
 			res.inDoubt++
 			if p.Evidence == "" {
@@ -294,23 +306,35 @@ func runCampaign(t *testing.T, db *sqlstore.DB, n int, withLookup bool) campaign
 			t.Errorf("push %s ended in %s", p.ID, p.State)
 		}
 		if p.Sends > 1 {
-			// A send is repeated only after a definite refusal that applied
-			// nothing and may succeed later (a rate limit, a credential the
-			// connector could not get on a loaded machine): never after an
-			// answer that may have applied it.
+			// A push is sent again only once it is proved not applied: after
+			// a definite refusal that applied nothing and may pass later (a
+			// rate limit, a credential the connector could not get on a
+			// loaded machine), or after a look-up found nothing once the
+			// earlier send could no longer land. Never after an answer that
+			// may have applied it.
 			evs, err := svc.Events(ctx, p.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
-			refused := 0
+			proved := 0
 			for _, e := range evs {
-				if e.From == push.Sending && e.To == push.Queued && strings.HasPrefix(e.Detail, "refused, nothing applied") {
-					refused++
+				switch {
+				case e.From == push.Sending && e.To == push.Queued && strings.HasPrefix(e.Detail, "refused, nothing applied"):
+					proved++
+				case e.From == push.InDoubt && e.To == push.Queued && strings.HasPrefix(e.Detail, "look-up after") &&
+					strings.Contains(e.Detail, "not applied"):
+					proved++
+				case e.To == push.Queued && e.From != "":
+					t.Errorf("push %s went back to queued without proof: %+v", p.ID, e)
 				}
 			}
-			if p.Sends > refused+1 {
-				t.Errorf("push %s was sent %d times after %d definite refusals", p.ID, p.Sends, refused)
+			if p.Sends > proved+1 {
+				t.Errorf("push %s was sent %d times after %d proofs that nothing was applied", p.ID, p.Sends, proved)
 			}
+			if !withLookup && proved != p.Sends-1 {
+				t.Errorf("push %s was sent %d times without look-up, after %d refusals", p.ID, p.Sends, proved)
+			}
+			res.resent++
 		}
 	}
 	for login, bal := range simBalance {
@@ -334,7 +358,8 @@ func runCampaign(t *testing.T, db *sqlstore.DB, n int, withLookup bool) campaign
 		t.Errorf("the simulator saw %d changes with an externalId it had already applied", simStats.DuplicateExternalIDs)
 	}
 	stats := simStats.Endpoints[ctradersim.EndpointChangeBalance]
-	t.Logf("%d pushes: %d applied, %d not applied, %d in doubt; %d runners; platform faults: %+v", n, res.applied, res.notApplied, res.inDoubt, restarts, stats)
+	t.Logf("%d pushes: %d applied, %d not applied, %d in doubt, %d sent more than once; %d runners; platform faults: %+v",
+		n, res.applied, res.notApplied, res.inDoubt, res.resent, restarts, stats)
 	if rejected := countState(res.states, push.Rejected); withLookup && rejected == 0 {
 		t.Error("no push was rejected by the platform")
 	}
@@ -352,6 +377,12 @@ func TestFaultCampaignWithLookup(t *testing.T) {
 		res := runCampaign(t, db, n, true)
 		if res.inDoubt != 0 {
 			t.Errorf("%d pushes left in doubt although the platform offers a look-up", res.inDoubt)
+		}
+		if res.resent == 0 {
+			t.Error("no push was sent again after the look-up proved it not applied")
+		}
+		if countState(res.states, push.ResolvedNotApplied) == 0 {
+			t.Error("no push used up its sends (the workers that die before every call)")
 		}
 		mu.Lock()
 		results[db.Dialect()] = res

@@ -7,10 +7,11 @@
 // delivered by a job:
 //
 //	queued ──▶ sending ──▶ applied                      (200 with a receipt)
-//	                   ├─▶ rejected                     (a refusal that proves nothing was applied)
-//	                   ├─▶ queued                       (a refusal that nothing was sent or may be retried)
+//	                   ├─▶ rejected                     (a refusal that applied nothing and will not pass; or may pass, but no send is left)
+//	                   ├─▶ queued                       (a refusal that applied nothing and may pass: sent again)
 //	                   └─▶ in_doubt ──▶ resolved_applied      (look-up found it, or an operator)
-//	                                └─▶ resolved_not_applied  (look-up proved it absent, or an operator)
+//	                                ├─▶ queued                (look-up proved it absent: sent again)
+//	                                └─▶ resolved_not_applied  (look-up proved it absent and no send is left, or an operator)
 //
 // sending is committed before the call, and the platform receives our push
 // id as externalId. Only a definite answer settles a push; anything
@@ -19,6 +20,16 @@
 // by looking its id up on the platform where the connector can (only after
 // the original request can no longer land), otherwise by an operator who sees
 // the evidence. Every transition is recorded in push_events and counted.
+//
+// A push proved not applied — by a refusal that applied nothing and may
+// pass later (a rate limit, a change that was never sent), or by a look-up
+// that found nothing after an ambiguous answer — goes back to queued and is
+// sent again with the same id, after a growing delay, while Options.MaxSends
+// and Options.ResendWindow leave a send. Only then does it end: rejected
+// after a refusal, resolved_not_applied after a look-up. A business refusal
+// (not enough money, unknown account, bad amount) ends it at once. So every
+// send begins only when no earlier send can still be applied, and the
+// platform holds each change at most once.
 //
 // When a push settles (applied, rejected, resolved either way) the owner of
 // the money is called inside the transaction that records it, so that it can
@@ -75,6 +86,21 @@ func (s State) Final() bool {
 // change.
 func (s State) WasApplied() bool { return s == Applied || s == ResolvedApplied }
 
+// Delayed reports whether a push that is not final has had a send that did
+// not settle it: it is in doubt, waits to be sent again, or is being sent
+// again.
+func (p Push) Delayed() bool {
+	switch p.State {
+	case InDoubt:
+		return true
+	case Queued:
+		return p.Sends > 0
+	case Sending:
+		return p.Sends > 1
+	}
+	return false
+}
+
 // States lists every state.
 var States = []State{Queued, Sending, Applied, Rejected, InDoubt, ResolvedApplied, ResolvedNotApplied}
 
@@ -85,18 +111,24 @@ type Push struct {
 	OwnerID string // the owner's id, e.g. the deposit's id
 	Change  platform.BalanceChange
 	State   State
-	// Sends counts the calls made to the platform (at most one per push,
-	// plus one per retry after a refusal that proved nothing was applied).
+	// Sends counts the calls made to the platform: one, plus one per resend
+	// after a refusal or a look-up that proved nothing was applied.
 	Sends            int
 	BalanceHistoryID int64
 	// Evidence accumulates what is known about ambiguous outcomes, for the
 	// operator who must decide an in-doubt push.
 	Evidence    string
-	SendingAt   time.Time
+	SendingAt   time.Time // when the latest send began
 	LookupAfter time.Time // an in-doubt push is looked up from then on
-	ResolvedBy  string    // "lookup" or the operator
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// FirstSendingAt is when the first send began; Options.ResendWindow
+	// counts from it.
+	FirstSendingAt time.Time
+	// SendAfter is when a push queued to be sent again may be sent; zero
+	// for a push not sent yet.
+	SendAfter  time.Time
+	ResolvedBy string // "lookup" or the operator
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // Event is one recorded transition.

@@ -113,6 +113,11 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, db *sqlstore.DB, withLookup bool) *harness {
+	return newHarnessWith(t, db, withLookup, nil)
+}
+
+// newHarnessWith is newHarness with options changed by set (nil: none).
+func newHarnessWith(t *testing.T, db *sqlstore.DB, withLookup bool, set func(*push.Options)) *harness {
 	fc := clock.NewFake(time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC))
 	fake := newFakePlatform()
 	var conn platform.Connector = fake
@@ -120,7 +125,11 @@ func newHarness(t *testing.T, db *sqlstore.DB, withLookup bool) *harness {
 		conn = lookupPlatform{fake}
 	}
 	h := &harness{db: db, clock: fc, fake: fake, settled: map[string][]push.State{}}
-	h.svc = push.New(db, conn, push.Options{Clock: fc, SendTimeout: 10 * time.Second, LookupMargin: 20 * time.Second, RetryAfter: time.Minute})
+	opts := push.Options{Clock: fc, SendTimeout: 10 * time.Second, LookupMargin: 20 * time.Second, RetryAfter: time.Minute}
+	if set != nil {
+		set(&opts)
+	}
+	h.svc = push.New(db, conn, opts)
 	h.svc.RegisterOwner("deposit", push.OwnerFunc(func(ctx context.Context, tx *sqlstore.Tx, p push.Push) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -201,9 +210,9 @@ func TestPushOutcomes(t *testing.T) {
 		{name: "timeout after apply, look-up finds it", script: []outcome{applyThenTimeout}, lookup: true, advance: 30 * time.Second, wantState: push.ResolvedApplied,
 			wantPath: []push.State{push.Queued, push.Sending, push.InDoubt, push.ResolvedApplied}, wantSends: 1, wantApplied: true, wantSettled: []push.State{push.ResolvedApplied},
 			evidence: "timeout after 10s"},
-		{name: "drop before apply, look-up proves absent", script: []outcome{dropBeforeApply}, lookup: true, advance: 30 * time.Second, wantState: push.ResolvedNotApplied,
-			wantPath: []push.State{push.Queued, push.Sending, push.InDoubt, push.ResolvedNotApplied}, wantSends: 1, wantSettled: []push.State{push.ResolvedNotApplied},
-			evidence: "reset before a response"},
+		{name: "drop before apply, look-up proves absent, waits to be sent again", script: []outcome{dropBeforeApply}, lookup: true, advance: 30 * time.Second,
+			wantState: push.Queued, wantPath: []push.State{push.Queued, push.Sending, push.InDoubt, push.Queued}, wantSends: 1,
+			evidence: "look-up after 2026-11-21T10:00:30Z found no change with externalId psh_1: not applied; send 2 of at most 10 after 1m0s"},
 		{name: "worker dies after apply", script: []outcome{applyThenPanic}, lookup: true, advance: 30 * time.Second, wantState: push.ResolvedApplied,
 			wantPath: []push.State{push.Queued, push.Sending, push.InDoubt, push.ResolvedApplied}, wantSends: 1, wantApplied: true, wantSettled: []push.State{push.ResolvedApplied},
 			evidence: "the worker stopped while sending"},
@@ -312,4 +321,173 @@ func TestEnqueueIsAtomicAndIdempotent(t *testing.T) {
 			t.Errorf("same id, other change: err = %v, want ECONFLICT", err)
 		}
 	}, jobs.Schema, push.Schema)
+}
+
+// settle runs what is due and moves the clock on in steps of ten seconds
+// until the push is final (at most six hours).
+func (h *harness) settle(t *testing.T, id string) push.Push {
+	t.Helper()
+	for range 6 * 360 {
+		h.runDue(t)
+		if p := h.state(t, id); p.State.Final() {
+			return p
+		}
+		h.clock.Advance(10 * time.Second)
+	}
+	p := h.state(t, id)
+	t.Fatalf("push %s is still %s after six hours", id, p.State)
+	return p
+}
+
+// sendTimes returns when each send of a push began, from the start of the
+// first.
+func (h *harness) sendTimes(t *testing.T, id string) []time.Duration {
+	t.Helper()
+	evs, err := h.svc.Events(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []time.Duration
+	var first time.Time
+	for _, e := range evs {
+		if e.To != push.Sending {
+			continue
+		}
+		if first.IsZero() {
+			first = e.At
+		}
+		out = append(out, e.At.Sub(first))
+	}
+	return out
+}
+
+func repeat(o outcome, n int) []outcome {
+	out := make([]outcome, n)
+	for i := range out {
+		out[i] = o
+	}
+	return out
+}
+
+// TestResendAfterProofOfNotApplied: a push proved not applied (a refusal
+// that applied nothing and may pass, or a look-up that found nothing after
+// an ambiguous answer) is sent again with the same id, after a growing
+// delay, within MaxSends and ResendWindow; only then does it end as not
+// applied. An answer that may have applied it never leads to another send.
+func TestResendAfterProofOfNotApplied(t *testing.T) {
+	const (
+		Q, S, D   = push.Queued, push.Sending, push.InDoubt
+		A, R      = push.Applied, push.Rejected
+		RA, RNA   = push.ResolvedApplied, push.ResolvedNotApplied
+		minute    = time.Minute
+		unlimited = 100
+	)
+	tests := []struct {
+		name        string
+		script      []outcome
+		lookup      bool
+		maxSends    int
+		window      time.Duration
+		wantState   push.State
+		wantPath    []push.State
+		wantSends   []time.Duration // when each send began, from the first
+		wantApplied bool
+		lastDetail  string // the final event's detail contains it
+	}{
+		{name: "dropped, proved absent, sent again and applied", script: []outcome{dropBeforeApply, applyOK}, lookup: true,
+			wantState: A, wantPath: []push.State{Q, S, D, Q, S, A}, wantSends: []time.Duration{0, 90 * time.Second}, wantApplied: true},
+		{name: "applied without an answer, found, never sent again", script: []outcome{applyThenTimeout}, lookup: true,
+			wantState: RA, wantPath: []push.State{Q, S, D, RA}, wantSends: []time.Duration{0}, wantApplied: true},
+		{name: "dropped, then applied without an answer, found by the second look-up", script: []outcome{dropBeforeApply, applyThenTimeout}, lookup: true,
+			wantState: RA, wantPath: []push.State{Q, S, D, Q, S, D, RA}, wantSends: []time.Duration{0, 90 * time.Second}, wantApplied: true},
+		{name: "refused for now twice, then applied", script: []outcome{rejectRetryable, rejectRetryable, applyOK},
+			wantState: A, wantPath: []push.State{Q, S, Q, S, Q, S, A}, wantSends: []time.Duration{0, minute, 3 * minute}, wantApplied: true},
+		{name: "keeps failing: given up after MaxSends", script: repeat(dropBeforeApply, 20), lookup: true, maxSends: 3,
+			wantState: RNA, wantPath: []push.State{Q, S, D, Q, S, D, Q, S, D, RNA}, wantSends: []time.Duration{0, 90 * time.Second, 240 * time.Second},
+			lastDetail: "no send left: 3 of at most 3 made"},
+		{name: "keeps failing: given up at the end of the window, the delays doubling", script: repeat(dropBeforeApply, 20), lookup: true,
+			maxSends: unlimited, window: 10 * minute, wantState: RNA,
+			wantPath:  []push.State{Q, S, D, Q, S, D, Q, S, D, Q, S, D, RNA},
+			wantSends: []time.Duration{0, 90 * time.Second, 240 * time.Second, 510 * time.Second}, lastDetail: "resends within 10m0s"},
+		{name: "refused for now every time: rejected after MaxSends", script: repeat(rejectRetryable, 20), maxSends: 3,
+			wantState: R, wantPath: []push.State{Q, S, Q, S, Q, S, R}, wantSends: []time.Duration{0, minute, 3 * minute},
+			lastDetail: "REQUEST_FREQUENCY_EXCEEDED"},
+		{name: "business refusal ends at once", script: []outcome{rejectFinal, applyOK}, lookup: true,
+			wantState: R, wantPath: []push.State{Q, S, R}, wantSends: []time.Duration{0}, lastDetail: "NOT_ENOUGH_MONEY"},
+		{name: "without a look-up an ambiguous answer is never followed by a send", script: []outcome{dropBeforeApply, applyOK},
+			wantState: D, wantPath: []push.State{Q, S, D}, wantSends: []time.Duration{0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
+				h := newHarnessWith(t, db, tc.lookup, func(o *push.Options) { o.MaxSends, o.ResendWindow = tc.maxSends, tc.window })
+				h.fake.script["psh_1"] = tc.script
+				h.enqueue(t, "psh_1")
+				var p push.Push
+				if tc.wantState.Final() {
+					p = h.settle(t, "psh_1")
+				} else {
+					h.runDue(t)
+					h.clock.Advance(6 * time.Hour)
+					h.runDue(t)
+					p = h.state(t, "psh_1")
+				}
+				if p.State != tc.wantState {
+					t.Fatalf("state = %s, want %s (evidence %q)", p.State, tc.wantState, p.Evidence)
+				}
+				if diff := cmp.Diff(tc.wantPath, h.path(t, "psh_1")); diff != "" {
+					t.Errorf("path (-want +got):\n%s", diff)
+				}
+				if diff := cmp.Diff(tc.wantSends, h.sendTimes(t, "psh_1")); diff != "" {
+					t.Errorf("send times (-want +got):\n%s", diff)
+				}
+				if p.Sends != len(tc.wantSends) || h.fake.calls["psh_1"] != len(tc.wantSends) {
+					t.Errorf("sends recorded %d, platform calls %d, want %d", p.Sends, h.fake.calls["psh_1"], len(tc.wantSends))
+				}
+				if _, ok := h.fake.applied["psh_1"]; ok != tc.wantApplied {
+					t.Errorf("applied on the platform = %v, want %v", ok, tc.wantApplied)
+				}
+				var wantSettled []push.State
+				if tc.wantState.Final() {
+					wantSettled = []push.State{tc.wantState}
+				}
+				if diff := cmp.Diff(wantSettled, h.settled["psh_1"]); diff != "" {
+					t.Errorf("owner calls (-want +got):\n%s", diff)
+				}
+				evs, err := h.svc.Events(context.Background(), "psh_1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if last := evs[len(evs)-1]; !strings.Contains(last.Detail, tc.lastDetail) {
+					t.Errorf("last event %q does not mention %q", last.Detail, tc.lastDetail)
+				}
+				if p.State.WasApplied() && p.BalanceHistoryID != h.fake.applied["psh_1"] {
+					t.Errorf("balanceHistoryId = %d, platform has %d", p.BalanceHistoryID, h.fake.applied["psh_1"])
+				}
+			}, jobs.Schema, push.Schema)
+		})
+	}
+}
+
+func TestDelayed(t *testing.T) {
+	tests := []struct {
+		name  string
+		state push.State
+		sends int
+		want  bool
+	}{
+		{"queued, never sent", push.Queued, 0, false},
+		{"first send", push.Sending, 1, false},
+		{"in doubt", push.InDoubt, 1, true},
+		{"waiting to be sent again", push.Queued, 1, true},
+		{"sent again", push.Sending, 2, true},
+		{"applied after a resend", push.Applied, 2, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := (push.Push{State: tc.state, Sends: tc.sends}).Delayed(); got != tc.want {
+				t.Errorf("Delayed() = %v, want %v", got, tc.want)
+			}
+		})
+	}
 }

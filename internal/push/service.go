@@ -47,11 +47,25 @@ type Options struct {
 	// up, so that a request still travelling cannot land after a look-up
 	// found nothing (default 30 s).
 	LookupMargin time.Duration
-	// RetryAfter is the delay before resending after a refusal that proved
-	// nothing was applied and may succeed later (default 30 s).
+	// RetryAfter is the delay before a push proved not applied is sent
+	// again the first time — after a refusal that applied nothing and may
+	// pass later, or after a look-up that found nothing once an ambiguous
+	// answer could no longer land. Each later resend of the push waits twice
+	// as long as the one before, up to RetryMaxDelay (default 30 s).
 	RetryAfter time.Duration
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	// RetryMaxDelay caps the delay between two sends of a push (default
+	// 10 min).
+	RetryMaxDelay time.Duration
+	// MaxSends bounds the calls made to the platform for one push; 1 never
+	// sends a push again (default 10).
+	MaxSends int
+	// ResendWindow bounds how long after its first send a push may still be
+	// sent again (default 1 h). A push proved not applied with no send left
+	// within MaxSends and ResendWindow ends: rejected after a refusal,
+	// resolved_not_applied after a look-up.
+	ResendWindow time.Duration
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
 }
 
 // Service creates, delivers and resolves pushes.
@@ -78,6 +92,15 @@ func New(db *sqlstore.DB, conn platform.Connector, opts Options) *Service {
 	}
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = 30 * time.Second
+	}
+	if opts.RetryMaxDelay <= 0 {
+		opts.RetryMaxDelay = 10 * time.Minute
+	}
+	if opts.MaxSends <= 0 {
+		opts.MaxSends = 10
+	}
+	if opts.ResendWindow <= 0 {
+		opts.ResendWindow = time.Hour
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -153,6 +176,9 @@ func (s *Service) handle(ctx context.Context, j jobs.Job) error {
 	}
 	switch p.State {
 	case Queued:
+		if wait := p.SendAfter.Sub(s.opts.Clock.Now()); wait > 0 {
+			return jobs.Retry(wait, errs.Ef(errs.Unavailable, "push.send", "push %s is sent again after %s", p.ID, p.SendAfter.Format(time.RFC3339)))
+		}
 		return s.send(ctx, p)
 	case Sending:
 		// A worker stopped (crash, lost lease, shutdown) between committing
@@ -175,15 +201,16 @@ func (s *Service) send(ctx context.Context, p Push) error {
 	now := s.opts.Clock.Now()
 	// Commit sending before the call: from here on a crash means in doubt.
 	err := s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
-		res, err := tx.Exec(ctx, `UPDATE pushes SET state = ?, sends = sends + 1, sending_at = ?, updated_at = ? WHERE id = ? AND state = ?`,
-			string(Sending), sqlstore.Micros(now), sqlstore.Micros(now), p.ID, string(Queued))
+		res, err := tx.Exec(ctx, `UPDATE pushes SET state = ?, sends = sends + 1, sending_at = ?, first_sending_at = COALESCE(first_sending_at, ?),
+			send_after = NULL, updated_at = ? WHERE id = ? AND state = ?`,
+			string(Sending), sqlstore.Micros(now), sqlstore.Micros(now), sqlstore.Micros(now), p.ID, string(Queued))
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return errs.Ef(errs.Conflict, op, "push %s left state queued", p.ID)
 		}
-		return addEvent(ctx, tx, p.ID, now, Queued, Sending, fmt.Sprintf("send %d", p.Sends+1))
+		return addEvent(ctx, tx, p.ID, now, Queued, Sending, fmt.Sprintf("send %d of at most %d", p.Sends+1, s.opts.MaxSends))
 	})
 	if err != nil {
 		return errs.Wrap(op, err)
@@ -191,6 +218,9 @@ func (s *Service) send(ctx context.Context, p Push) error {
 	s.metrics.transition(Queued, Sending)
 	p.Sends++
 	p.SendingAt = now
+	if p.FirstSendingAt.IsZero() {
+		p.FirstSendingAt = now
+	}
 
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.SendTimeout)
 	started := time.Now()
@@ -206,10 +236,11 @@ func (s *Service) send(ctx context.Context, p Push) error {
 		return s.settle(rec, p, Sending, Applied, receipt.BalanceHistoryID, "lookup",
 			fmt.Sprintf("applied: balanceHistoryId %d after %s", receipt.BalanceHistoryID, elapsed.Round(time.Millisecond)))
 	case errors.As(callErr, &rejected) && rejected.Retryable:
-		if err := s.transition(rec, p.ID, Sending, Queued, fmt.Sprintf("refused, nothing applied, may succeed later: %v", callErr), nil); err != nil {
-			return err
+		detail := fmt.Sprintf("refused, nothing applied, may succeed later: %v", callErr)
+		if delay, ok := s.resendDelay(p); ok {
+			return s.sendAgain(rec, p, Sending, delay, detail, callErr)
 		}
-		return jobs.Retry(s.opts.RetryAfter, callErr)
+		return s.settle(rec, p, Sending, Rejected, 0, "platform", detail+"; "+s.noSendLeft(p))
 	case errors.As(callErr, &rejected):
 		return s.settle(rec, p, Sending, Rejected, 0, "platform", fmt.Sprintf("rejected, nothing applied: %v", callErr))
 	default:
@@ -264,9 +295,64 @@ func (s *Service) resolveByLookup(ctx context.Context, p Push) error {
 		return s.settle(ctx, p, InDoubt, ResolvedApplied, receipt.BalanceHistoryID, "lookup",
 			fmt.Sprintf("look-up found externalId %s: balanceHistoryId %d", p.ID, receipt.BalanceHistoryID))
 	default:
-		return s.settle(ctx, p, InDoubt, ResolvedNotApplied, 0, "lookup",
-			fmt.Sprintf("look-up after %s found no change with externalId %s", p.LookupAfter.Format(time.RFC3339), p.ID))
+		detail := fmt.Sprintf("look-up after %s found no change with externalId %s: not applied", p.LookupAfter.Format(time.RFC3339), p.ID)
+		if delay, ok := s.resendDelay(p); ok {
+			return s.sendAgain(ctx, p, InDoubt, delay, detail, nil)
+		}
+		return s.settle(ctx, p, InDoubt, ResolvedNotApplied, 0, "lookup", detail+"; "+s.noSendLeft(p))
 	}
+}
+
+// resendDelay returns how long to wait before sending p again after its
+// send number p.Sends was proved not applied: RetryAfter doubled per earlier
+// resend, at most RetryMaxDelay. It returns false when MaxSends sends were
+// made or the next send would begin after ResendWindow from the first.
+func (s *Service) resendDelay(p Push) (time.Duration, bool) {
+	if p.Sends >= s.opts.MaxSends {
+		return 0, false
+	}
+	delay := s.opts.RetryAfter
+	for i := 1; i < p.Sends && delay < s.opts.RetryMaxDelay; i++ {
+		delay *= 2
+	}
+	delay = min(delay, s.opts.RetryMaxDelay)
+	first := p.FirstSendingAt
+	if first.IsZero() {
+		first = p.CreatedAt
+	}
+	if s.opts.Clock.Now().Add(delay).After(first.Add(s.opts.ResendWindow)) {
+		return 0, false
+	}
+	return delay, true
+}
+
+// noSendLeft says why a push proved not applied is not sent again.
+func (s *Service) noSendLeft(p Push) string {
+	return fmt.Sprintf("no send left: %d of at most %d made, the first at %s (resends within %s of it)",
+		p.Sends, s.opts.MaxSends, p.FirstSendingAt.Format(time.RFC3339), s.opts.ResendWindow)
+}
+
+// sendAgain moves a push proved not applied (from sending after a refusal,
+// or from in_doubt after a look-up) back to queued, to be sent again with
+// the same id after delay. cause, if not nil, is the refusal.
+func (s *Service) sendAgain(ctx context.Context, p Push, from State, delay time.Duration, detail string, cause error) error {
+	sendAfter := s.opts.Clock.Now().Add(delay)
+	detail += fmt.Sprintf("; send %d of at most %d after %s", p.Sends+1, s.opts.MaxSends, delay)
+	if err := s.transition(ctx, p.ID, from, Queued, detail, func(tx *sqlstore.Tx) error {
+		q, args := "UPDATE pushes SET send_after = ? WHERE id = ?", []any{sqlstore.Micros(sendAfter), p.ID}
+		if from == InDoubt {
+			q, args = "UPDATE pushes SET send_after = ?, evidence = evidence || ? WHERE id = ?", []any{sqlstore.Micros(sendAfter), detail + "\n", p.ID}
+		}
+		_, err := tx.Exec(ctx, q, args...)
+		return err
+	}); err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "push proved not applied; sending it again", "push", p.ID, "sends", p.Sends, "after", delay, "detail", detail)
+	if cause == nil {
+		cause = errs.Ef(errs.Unavailable, "push.send", "push %s proved not applied; sent again after %s", p.ID, delay)
+	}
+	return jobs.Retry(delay, cause)
 }
 
 // Resolve lets an operator settle an in-doubt push: applied says whether the
@@ -363,7 +449,7 @@ func nullZero(v int64) any {
 	return v
 }
 
-const pushColumns = "id, owner, owner_id, login, change_type, amount, currency, comment, external_note, source, state, sends, balance_history_id, evidence, sending_at, lookup_after, resolved_by, created_at, updated_at"
+const pushColumns = "id, owner, owner_id, login, change_type, amount, currency, comment, external_note, source, state, sends, balance_history_id, evidence, sending_at, lookup_after, first_sending_at, send_after, resolved_by, created_at, updated_at"
 
 type rowQuerier interface {
 	QueryRow(ctx context.Context, query string, args ...any) *sql.Row
@@ -380,10 +466,11 @@ func scanPush(row scanner) (Push, error) {
 		state            string
 		history          sql.NullInt64
 		sending, lookup  sql.NullInt64
+		first, after     sql.NullInt64
 		created, updated int64
 	)
 	if err := row.Scan(&p.ID, &p.Owner, &p.OwnerID, &p.Change.Login, &changeType, &amount, &cur, &p.Change.Comment, &p.Change.ExternalNote,
-		&p.Change.Source, &state, &p.Sends, &history, &p.Evidence, &sending, &lookup, &p.ResolvedBy, &created, &updated); err != nil {
+		&p.Change.Source, &state, &p.Sends, &history, &p.Evidence, &sending, &lookup, &first, &after, &p.ResolvedBy, &created, &updated); err != nil {
 		return Push{}, err
 	}
 	c, err := money.LookupCurrency(cur)
@@ -393,6 +480,7 @@ func scanPush(row scanner) (Push, error) {
 	p.Change.Type, p.Change.Amount, p.Change.ExternalID = platform.ChangeType(changeType), money.New(amount, c), p.ID
 	p.State, p.BalanceHistoryID = State(state), history.Int64
 	p.SendingAt, p.LookupAfter = sqlstore.FromNullMicros(sending), sqlstore.FromNullMicros(lookup)
+	p.FirstSendingAt, p.SendAfter = sqlstore.FromNullMicros(first), sqlstore.FromNullMicros(after)
 	p.CreatedAt, p.UpdatedAt = sqlstore.FromMicros(created), sqlstore.FromMicros(updated)
 	return p, nil
 }
