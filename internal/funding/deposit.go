@@ -407,7 +407,8 @@ func (s *Service) DepositHistory(ctx context.Context, customerUserID, depositID 
 }
 
 // depositView fills in what the trader sees: Processing while the push is
-// in doubt or the payment under review, and the payment's next step.
+// delayed (in doubt, or waiting to be sent again after a send that did not
+// settle it) or the payment under review, and the payment's next step.
 func (s *Service) depositView(ctx context.Context, d Deposit) (Deposit, error) {
 	d.Status = d.State
 	if d.State == DepositCrediting && d.PushID != "" {
@@ -415,7 +416,7 @@ func (s *Service) depositView(ctx context.Context, d Deposit) (Deposit, error) {
 		if err != nil {
 			return Deposit{}, errs.Wrap("funding.Deposit", err)
 		}
-		if p.State == push.InDoubt {
+		if p.Delayed() {
 			d.Status = DepositProcessing
 		}
 	}
@@ -654,6 +655,12 @@ func (s *Service) depositAmounts(p payments.Payment) (gross, fee, net, credit mo
 //
 //	applied:     post the hold Dr customer / Cr platform
 //	not applied: void the hold; Dr customer / Cr suspense (flagged)
+//
+// A push settles as not applied only when the platform refused it for good
+// (rejected) or when it was proved not applied and the push service had no
+// send left (resolved_not_applied by look-up; the service sends a push
+// proved not applied again, within its bounds, before that), or when an
+// operator decided so.
 func (s *Service) depositPushSettled(ctx context.Context, tx *sqlstore.Tx, p push.Push) error {
 	const op = "funding.depositPushSettled"
 	d, err := loadDeposit(ctx, tx, true, "id = ?", p.OwnerID)
@@ -683,11 +690,15 @@ func (s *Service) depositPushSettled(ctx context.Context, tx *sqlstore.Tx, p pus
 			Code: "deposit.reversed", Metadata: meta}); err != nil {
 		return errs.Wrap(op, err)
 	}
-	body := payments.PaymentFailed("The trading platform did not accept the deposit. Your payment is safe; our team will contact you.", false)
+	message := "The trading platform did not accept the deposit. Your payment is safe; our team will contact you."
+	if p.State == push.ResolvedNotApplied {
+		message = "The trading platform could not be reached to credit the deposit. Your payment is safe; our team will contact you."
+	}
+	body := payments.PaymentFailed(message, false)
 	body.Reason = FlagPlatformRefused
 	d.Failure, d.Flag = &body, FlagPlatformRefused
 	s.log.WarnContext(ctx, "platform refused a deposit; the money is in suspense for an operator", "deposit", d.ID, "push", p.ID, "state", p.State)
-	return s.moveDeposit(ctx, tx, &d, DepositReversed, StatusChange{Reason: string(p.State), Detail: "the platform did not apply push " + p.ID})
+	return s.moveDeposit(ctx, tx, &d, DepositReversed, StatusChange{Reason: string(p.State), Detail: notAppliedDetail(p)})
 }
 
 // kindWords names a method kind for notes the trader sees.

@@ -306,6 +306,11 @@ func TestPlatformRejectionReversesTheDepositAndFlagsIt(t *testing.T) {
 		if d.Status != funding.DepositReversed || d.Flag != funding.FlagPlatformRefused || d.Failure == nil {
 			t.Fatalf("platform refused: status %s, flag %q, failure %+v", d.Status, d.Flag, d.Failure)
 		}
+		// A business refusal ends the push at once: it is never sent again.
+		r.advance(2 * time.Hour)
+		if p := r.pushOf(d.PushID); p.State != push.Rejected || p.Sends != 1 || r.changeBalanceCalls() != 1 {
+			t.Errorf("push: %s with %d sends, %d calls; want rejected after 1", p.State, p.Sends, r.changeBalanceCalls())
+		}
 		for _, c := range []struct{ account, want string }{
 			{r.svc.CustomerAccountID(aliceUSD), "0.00 USD"},
 			{r.svc.PlatformAccountID(aliceUSD), "0.00 USD"},

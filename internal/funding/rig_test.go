@@ -104,6 +104,9 @@ type rig struct {
 	browser *http.Client
 	base    string // the httptest server's URL
 	opening map[int64]money.Amount
+	// callsBefore counts the changebalance requests the simulator saw
+	// before its counters were restarted by setChangeBalanceFaults.
+	callsBefore uint64
 }
 
 type rigOptions struct {
@@ -228,6 +231,43 @@ func (r *rig) advance(d time.Duration) {
 	r.t.Helper()
 	r.clk.Advance(d)
 	r.run()
+}
+
+// advanceUntil moves the clock on in steps, running what became due, until
+// done reports true; it fails the test if that takes longer than limit. It
+// returns how far the clock moved.
+func (r *rig) advanceUntil(step, limit time.Duration, done func() bool) time.Duration {
+	r.t.Helper()
+	var moved time.Duration
+	for !done() {
+		if moved >= limit {
+			r.t.Fatalf("still not done after %s", limit)
+		}
+		r.advance(step)
+		moved += step
+	}
+	return moved
+}
+
+// changeBalanceCalls returns how many changebalance requests reached the
+// simulator (also across setChangeBalanceFaults, which restarts the
+// simulator's counters).
+func (r *rig) changeBalanceCalls() uint64 {
+	return r.callsBefore + r.sim.Stats().Endpoints[ctradersim.EndpointChangeBalance].Calls
+}
+
+// setChangeBalanceFaults sets the faults of changebalance (none for nil).
+func (r *rig) setChangeBalanceFaults(rule *ctradersim.Rule) {
+	r.t.Helper()
+	cfg := ctradersim.FaultConfig{}
+	if rule != nil {
+		cfg.Endpoints = map[string]ctradersim.Rule{ctradersim.EndpointChangeBalance: *rule}
+	}
+	calls := r.changeBalanceCalls()
+	if err := r.sim.SetFaults(cfg); err != nil {
+		r.t.Fatal(err)
+	}
+	r.callsBefore = calls
 }
 
 func (r *rig) simBalance(login int64) money.Amount {

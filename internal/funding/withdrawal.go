@@ -836,7 +836,8 @@ func (s *Service) WithdrawalHistory(ctx context.Context, customerUserID, withdra
 }
 
 // withdrawalView fills in what the trader sees: Processing while a push is
-// in doubt, and the code's state.
+// delayed (in doubt, or waiting to be sent again after a send that did not
+// settle it), and the code's state.
 func (s *Service) withdrawalView(ctx context.Context, w Withdrawal) (Withdrawal, error) {
 	w.Status = w.State
 	pushID := ""
@@ -851,7 +852,7 @@ func (s *Service) withdrawalView(ctx context.Context, w Withdrawal) (Withdrawal,
 		if err != nil {
 			return Withdrawal{}, errs.Wrap("funding.Withdrawal", err)
 		}
-		if p.State == push.InDoubt {
+		if p.Delayed() {
 			w.Status = WithdrawalProcessing
 		}
 	}
@@ -899,6 +900,10 @@ func (s *Service) moveWithdrawal(ctx context.Context, tx *sqlstore.Tx, w *Withdr
 //	debit not applied:  void the hold; failed
 //	return applied:     post the hold Dr customer / Cr platform; returned
 //	return not applied: void it; Dr customer / Cr suspense (flagged)
+//
+// As for deposits, a push settles as not applied only after a refusal for
+// good, an operator's decision, or proofs that it was not applied with no
+// send left (the push service sends it again before that).
 func (s *Service) withdrawalPushSettled(ctx context.Context, tx *sqlstore.Tx, p push.Push) error {
 	const op = "funding.withdrawalPushSettled"
 	w, err := loadWithdrawal(ctx, tx, true, "id = ?", p.OwnerID)
@@ -913,10 +918,14 @@ func (s *Service) withdrawalPushSettled(ctx context.Context, tx *sqlstore.Tx, p 
 				Code: "withdrawal.debit.void", Metadata: meta}); err != nil {
 				return errs.Wrap(op, err)
 			}
-			body := payments.PaymentFailed("The trading platform refused the withdrawal, for example because the free margin is too low. Nothing was taken from your account.", true)
+			message := "The trading platform refused the withdrawal, for example because the free margin is too low. Nothing was taken from your account."
+			if p.State == push.ResolvedNotApplied {
+				message = "The trading platform could not be reached. Nothing was taken from your account; please try again later."
+			}
+			body := payments.PaymentFailed(message, true)
 			body.Reason = "platform_refused"
 			w.Failure = &body
-			return s.moveWithdrawal(ctx, tx, &w, WithdrawalFailed, StatusChange{Reason: string(p.State), Detail: "the platform did not apply push " + p.ID})
+			return s.moveWithdrawal(ctx, tx, &w, WithdrawalFailed, StatusChange{Reason: string(p.State), Detail: notAppliedDetail(p)})
 		}
 		if _, err := s.ledger.PostTx(ctx, tx, ledger.Transfer{ID: w.ID + ":debit:post", Action: ledger.PostPending, PendingID: w.ID + ":debit:hold",
 			Code: "withdrawal.debit", Metadata: meta}); err != nil {
@@ -959,9 +968,19 @@ func (s *Service) withdrawalPushSettled(ctx context.Context, tx *sqlstore.Tx, p 
 		}
 		w.Flag = FlagReturnRefused
 		s.log.WarnContext(ctx, "platform refused to take back a withdrawal's money; it is in suspense for an operator", "withdrawal", w.ID, "push", p.ID)
-		return s.moveWithdrawal(ctx, tx, &w, w.State, StatusChange{Reason: FlagReturnRefused, Detail: "the platform did not apply push " + p.ID})
+		return s.moveWithdrawal(ctx, tx, &w, w.State, StatusChange{Reason: FlagReturnRefused, Detail: notAppliedDetail(p)})
 	}
 	return nil
+}
+
+// notAppliedDetail is the history detail of a push that settled as not
+// applied: which push, how many sends it took.
+func notAppliedDetail(p push.Push) string {
+	sends := "1 send"
+	if p.Sends != 1 {
+		sends = strconv.Itoa(p.Sends) + " sends"
+	}
+	return "the platform did not apply push " + p.ID + " (" + sends + ")"
 }
 
 // needsTwoApprovers reports whether w is above Config.FourEyesAbove.

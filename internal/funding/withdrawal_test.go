@@ -18,6 +18,7 @@ import (
 	"github.com/opencashier/cashier/internal/payments"
 	"github.com/opencashier/cashier/internal/platform/ctradersim"
 	"github.com/opencashier/cashier/internal/psp/sandbox"
+	"github.com/opencashier/cashier/internal/push"
 	"github.com/opencashier/cashier/internal/sqlstore"
 )
 
@@ -295,6 +296,11 @@ func TestPlatformRefusesTheWithdrawPush(t *testing.T) {
 		}
 		if got := r.simBalance(aliceUSD).String(); got != "1000.00 USD" {
 			t.Errorf("platform balance %s, want 1000.00 USD", got)
+		}
+		// NOT_ENOUGH_MONEY ends the push at once: it is never sent again.
+		r.advance(2 * time.Hour)
+		if p := r.pushOf(w.DebitPushID); p.State != push.Rejected || p.Sends != 1 || r.changeBalanceCalls() != 1 {
+			t.Errorf("push: %s with %d sends, %d calls; want rejected after 1", p.State, p.Sends, r.changeBalanceCalls())
 		}
 		if _, err := r.sim.SetPositions(aliceUSD, "0", "0"); err != nil {
 			t.Fatal(err)
