@@ -452,6 +452,12 @@ func (s *Service) Start(ctx context.Context, id string) (Payment, error) {
 	if err != nil {
 		return Payment{}, errs.Wrap(op, err)
 	}
+	return s.start(ctx, p)
+}
+
+// start is Start for a payment as just read or created.
+func (s *Service) start(ctx context.Context, p Payment) (Payment, error) {
+	const op = "payments.Service.Start"
 	if p.Status != Created {
 		return p, nil
 	}
@@ -487,7 +493,7 @@ func (s *Service) Start(ctx context.Context, id string) (Payment, error) {
 	if snap.ID != p.ID {
 		return p, errs.Ef(errs.Internal, op, "provider %s answered for payment %q when asked for %s", p.Provider, snap.ID, p.ID)
 	}
-	p, _, err = s.apply(ctx, p.Provider, snap, SourceStart, "")
+	p, _, err = s.apply(ctx, p.Provider, snap, SourceStart, "", &p)
 	return p, errs.Wrap(op, err)
 }
 
@@ -498,7 +504,7 @@ func (s *Service) Deposit(ctx context.Context, req DepositRequest) (Payment, err
 	if err != nil {
 		return Payment{}, err
 	}
-	return s.Start(ctx, p.ID)
+	return s.start(ctx, p)
 }
 
 // Payout is CreatePayout followed by Start, with the errors of both.
@@ -507,7 +513,7 @@ func (s *Service) Payout(ctx context.Context, req PayoutRequest) (Payment, error
 	if err != nil {
 		return Payment{}, err
 	}
-	return s.Start(ctx, p.ID)
+	return s.start(ctx, p)
 }
 
 // ApplyEvent applies a verified provider event: it stores the event
@@ -531,96 +537,161 @@ func (s *Service) ApplyEvent(ctx context.Context, provider string, ev psp.Event)
 		return "", errs.E(errs.Invalid, op, "event has no id")
 	}
 	snap.Raw = ev.Raw
-	_, out, err := s.apply(ctx, provider, snap, SourceWebhook, ev.ID)
+	_, out, err := s.apply(ctx, provider, snap, SourceWebhook, ev.ID, nil)
 	return out, errs.Wrap(op, err)
 }
 
 // apply stores a provider snapshot as an event and applies it to the
-// payment it names, in one transaction.
-func (s *Service) apply(ctx context.Context, provider string, snap snapshot, source, providerEventID string) (Payment, Outcome, error) {
+// payment it names. known, when set, is the payment as the caller read it
+// moments ago (Start and Poll do); otherwise apply reads it.
+//
+// Most snapshots change nothing: a webhook repeating what the start answer
+// said, one that arrives after a later one, a status answer with no news.
+// A payment only moves forward, so a snapshot that changes nothing in the
+// payment as read changes nothing in any later state of it either; such a
+// snapshot is stored with its outcome in one statement, without a
+// transaction or a lock on the payment. A snapshot that changes the payment
+// is applied in one transaction under the payment's row lock, deciding
+// again on the locked row, and its event is stored there with the outcome.
+// Either way every snapshot is stored exactly once (a provider event id
+// already stored reports OutcomeDuplicate and stores nothing).
+func (s *Service) apply(ctx context.Context, provider string, snap snapshot, source, providerEventID string, known *Payment) (Payment, Outcome, error) {
 	const op = "payments.apply"
 	eventID, err := newEventID()
 	if err != nil {
 		return Payment{}, "", err
+	}
+	ev := StoredEvent{ID: eventID, Provider: provider, ProviderEventID: providerEventID, Source: source, Body: snap.Raw, ReceivedAt: s.now()}
+	var cur Payment
+	if known != nil {
+		cur = *known
+	} else if cur, err = s.Get(ctx, snap.ID); errs.Is(err, errs.NotFound) {
+		ev.Outcome = OutcomeUnknown
+		stored, err := insertEvent(ctx, s.db, ev)
+		if err != nil {
+			return Payment{}, "", errs.Wrap(op, err)
+		}
+		if !stored {
+			return Payment{}, OutcomeDuplicate, nil
+		}
+		s.log.WarnContext(ctx, "provider event for an unknown payment", "provider", provider, "payment", snap.ID, "event", providerEventID)
+		return Payment{}, OutcomeUnknown, nil
+	} else if err != nil {
+		return Payment{}, "", errs.Wrap(op, err)
+	}
+	if pl := plan(cur, provider, snap, s.now()); !pl.changes {
+		ev.PaymentID, ev.Outcome = cur.ID, pl.outcome
+		stored, err := insertEvent(ctx, s.db, ev)
+		if err != nil {
+			return Payment{}, "", errs.Wrap(op, err)
+		}
+		if !stored {
+			return cur, OutcomeDuplicate, nil
+		}
+		s.logUnchanged(ctx, cur, provider, snap, providerEventID, pl.outcome)
+		return cur, pl.outcome, nil
 	}
 	var (
 		out     Payment
 		outcome Outcome
 	)
 	err = s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
+		p, err := s.getTx(ctx, tx, snap.ID, true)
+		if err != nil {
+			return err
+		}
 		now := s.now()
-		stored, err := insertEvent(ctx, tx, StoredEvent{
-			ID: eventID, Provider: provider, ProviderEventID: providerEventID, Source: source,
-			Body: snap.Raw, Outcome: OutcomeUnchanged, ReceivedAt: now,
-		})
+		pl := plan(p, provider, snap, now)
+		ev.PaymentID, ev.Outcome = p.ID, pl.outcome
+		stored, err := insertEvent(ctx, tx, ev)
 		if err != nil {
 			return err
 		}
 		if !stored {
-			outcome = OutcomeDuplicate
+			out, outcome = p, OutcomeDuplicate
 			return nil
 		}
-		p, err := s.getTx(ctx, tx, snap.ID, true)
-		if errs.Is(err, errs.NotFound) {
-			outcome = OutcomeUnknown
-			s.log.WarnContext(ctx, "provider event for an unknown payment", "provider", provider, "payment", snap.ID, "event", providerEventID)
-			return setEventOutcome(ctx, tx, eventID, "", outcome)
+		out, outcome = pl.next, pl.outcome
+		if !pl.changes {
+			s.logUnchanged(ctx, p, provider, snap, providerEventID, pl.outcome)
+			return nil
 		}
-		if err != nil {
+		if err := updatePayment(ctx, tx, pl.next); err != nil {
 			return err
 		}
-		wantKind := psp.PaymentEvent
-		if p.Direction == Withdrawal {
-			wantKind = psp.PayoutEvent
+		if pl.next.Status != p.Status {
+			return s.recordChange(ctx, tx, p.Status, pl.next, source, eventID, "")
 		}
-		if p.Provider != provider || snap.Kind != wantKind {
-			outcome = OutcomeConflict
-			s.log.WarnContext(ctx, "provider event does not fit the payment", "provider", provider, "payment", p.ID,
-				"payment_provider", p.Provider, "event_kind", snap.Kind, "direction", p.Direction)
-			out = p
-			return setEventOutcome(ctx, tx, eventID, p.ID, outcome)
-		}
-		d := decide(p, snap)
-		outcome = d.outcome
-		next := p
-		fillDetails(&next, snap)
-		if d.outcome == OutcomeApplied || d.outcome == OutcomeReview {
-			if snap.Seq > next.ProviderSeq {
-				next.ProviderSeq = snap.Seq
-				next.Confirmations = snap.Confirmations
-			}
-			if snap.Received.Currency().Code != "" {
-				next.Received = snap.Received
-			}
-		}
-		if d.outcome == OutcomeConflict {
-			s.log.WarnContext(ctx, "provider contradicts a settled payment", "provider", provider, "payment", p.ID,
-				"status", p.Status, "provider_status", snap.Status, "event", providerEventID)
-		}
-		if d.to != p.Status {
-			next.Status, next.Reason, next.Message = d.to, d.reason, d.message
-			if d.to.Final() {
-				next.FinalAt = now
-			}
-		}
-		if next != p {
-			next.UpdatedAt = now
-			if err := updatePayment(ctx, tx, next); err != nil {
-				return err
-			}
-		}
-		if next.Status != p.Status {
-			if err := s.recordChange(ctx, tx, p.Status, next, source, eventID, ""); err != nil {
-				return err
-			}
-		}
-		out = next
-		return setEventOutcome(ctx, tx, eventID, p.ID, outcome)
+		return nil
 	})
 	if err != nil {
 		return Payment{}, "", errs.Wrap(op, err)
 	}
 	return out, outcome, nil
+}
+
+// applied is what a snapshot does to a payment: the outcome, the payment
+// after it, and whether anything in the payment changes.
+type applied struct {
+	outcome Outcome
+	next    Payment
+	changes bool
+}
+
+// plan works out what snap does to p (see decide and fillDetails) from
+// provider; now is the time of a change.
+func plan(p Payment, provider string, snap snapshot, now time.Time) applied {
+	if !fits(p, provider, snap) {
+		return applied{outcome: OutcomeConflict, next: p}
+	}
+	d := decide(p, snap)
+	next := p
+	fillDetails(&next, snap)
+	if d.outcome == OutcomeApplied || d.outcome == OutcomeReview {
+		if snap.Seq > next.ProviderSeq {
+			next.ProviderSeq = snap.Seq
+			next.Confirmations = snap.Confirmations
+		}
+		if snap.Received.Currency().Code != "" {
+			next.Received = snap.Received
+		}
+	}
+	if d.to != p.Status {
+		next.Status, next.Reason, next.Message = d.to, d.reason, d.message
+		if d.to.Final() {
+			next.FinalAt = now
+		}
+	}
+	if next == p {
+		return applied{outcome: d.outcome, next: p}
+	}
+	next.UpdatedAt = now
+	return applied{outcome: d.outcome, next: next, changes: true}
+}
+
+// fits reports whether snap, from provider, can be about p: the payment's
+// provider and the kind of its direction.
+func fits(p Payment, provider string, snap snapshot) bool {
+	want := psp.PaymentEvent
+	if p.Direction == Withdrawal {
+		want = psp.PayoutEvent
+	}
+	return p.Provider == provider && snap.Kind == want
+}
+
+// logUnchanged logs a snapshot that changed nothing when it is worth an
+// operator's attention: one from another provider or of the wrong kind,
+// or one that contradicts a settled payment.
+func (s *Service) logUnchanged(ctx context.Context, p Payment, provider string, snap snapshot, providerEventID string, o Outcome) {
+	switch {
+	case o != OutcomeConflict:
+	case !fits(p, provider, snap):
+		s.log.WarnContext(ctx, "provider event does not fit the payment", "provider", provider, "payment", p.ID,
+			"payment_provider", p.Provider, "event_kind", snap.Kind, "direction", p.Direction)
+	default:
+		s.log.WarnContext(ctx, "provider contradicts a settled payment", "provider", provider, "payment", p.ID,
+			"status", p.Status, "provider_status", snap.Status, "event", providerEventID)
+	}
 }
 
 // fillDetails copies what the provider tells once (its reference, the next

@@ -648,3 +648,113 @@ func TestListFilters(t *testing.T) {
 		}
 	}, Schema, jobs.Schema)
 }
+
+// An event that changes nothing (a webhook repeating the start answer, an
+// older state arriving late) is stored once with its outcome, moves
+// nothing, tells no one, and does not wait for the payment's row lock: a
+// slow transaction holding the payment (a booking under way) does not hold
+// up the provider's delivery.
+func TestUnchangingEventsAreStoredOnceWithoutWaitingForThePayment(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		p := e.deposit(t, "card", amt(t, "100.00", usd), usd)
+		e.fake.mu.Lock()
+		again := e.fake.payments[p.ID] // the pending state the start answer reported, sent again
+		e.fake.mu.Unlock()
+
+		release := func() {}
+		if db.Dialect() == sqlstore.Postgres {
+			// Hold the payment's row lock as a slow booking would.
+			locked, unlock := make(chan struct{}), make(chan struct{})
+			done := make(chan error, 1)
+			go func() {
+				done <- db.Transact(ctx, func(tx *sqlstore.Tx) error {
+					var id string
+					if err := tx.QueryRow(ctx, `SELECT id FROM payments WHERE id = ? FOR UPDATE`, p.ID).Scan(&id); err != nil {
+						return err
+					}
+					close(locked)
+					<-unlock
+					return nil
+				})
+			}()
+			<-locked
+			release = func() {
+				close(unlock)
+				if err := <-done; err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		// Delivered four times at once: stored once, the rest duplicates.
+		const copies = 4
+		outcomes := make(chan Outcome, copies)
+		var wg sync.WaitGroup
+		for range copies {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				out, err := e.svc.ApplyEvent(waitCtx, "fake", event("evt_requires_action", again))
+				if err != nil {
+					t.Errorf("ApplyEvent while the payment is locked: %v", err)
+				}
+				outcomes <- out
+			}()
+		}
+		wg.Wait()
+		release()
+		close(outcomes)
+		count := map[Outcome]int{}
+		for o := range outcomes {
+			count[o]++
+		}
+		if diff := cmp.Diff(map[Outcome]int{OutcomeUnchanged: 1, OutcomeDuplicate: copies - 1}, count); diff != "" {
+			t.Errorf("outcomes of the copies (-want +got):\n%s", diff)
+		}
+
+		// An older state under a new id, after the payment moved on.
+		succeeded := e.fake.set(p.ID, func(x *psp.Payment) { x.Status, x.Received = psp.Succeeded, x.Amount })
+		if out, err := e.svc.ApplyEvent(ctx, "fake", event("evt_succeeded", succeeded)); err != nil || out != OutcomeApplied {
+			t.Fatalf("succeeded: %s, %v", out, err)
+		}
+		if out, err := e.svc.ApplyEvent(ctx, "fake", event("evt_late", again)); err != nil || out != OutcomeStale {
+			t.Fatalf("late pending: %s, %v; want stale", out, err)
+		}
+
+		events, err := e.svc.Events(ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type row struct {
+			ProviderEventID string
+			Source          string
+			Outcome         Outcome
+		}
+		var got []row
+		for _, ev := range events {
+			got = append(got, row{ev.ProviderEventID, ev.Source, ev.Outcome})
+		}
+		want := []row{
+			{"", SourceStart, OutcomeApplied},
+			{"evt_requires_action", SourceWebhook, OutcomeUnchanged},
+			{"evt_succeeded", SourceWebhook, OutcomeApplied},
+			{"evt_late", SourceWebhook, OutcomeStale},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("payment's events (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{"created>pending@start", "pending>succeeded@webhook"}, e.observed()); diff != "" {
+			t.Errorf("observer (-want +got):\n%s", diff)
+		}
+		hist, err := e.svc.History(ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hist) != 3 || hist[2].EventID != events[2].ID {
+			t.Errorf("history %+v: want created, pending and succeeded, the last caused by event %s", hist, events[2].ID)
+		}
+	}, Schema, jobs.Schema)
+}

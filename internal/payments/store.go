@@ -233,9 +233,15 @@ func insertHistory(ctx context.Context, tx *sqlstore.Tx, id string, c StatusChan
 	return errs.Wrap(op, err)
 }
 
-// insertEvent stores an event verbatim. With a provider event id already
-// stored for the provider it stores nothing and reports false.
-func insertEvent(ctx context.Context, tx *sqlstore.Tx, e StoredEvent) (bool, error) {
+// execer runs a statement in a transaction or on its own.
+type execer interface {
+	Exec(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// insertEvent stores an event verbatim, with its outcome. With a provider
+// event id already stored for the provider it stores nothing and reports
+// false.
+func insertEvent(ctx context.Context, q execer, e StoredEvent) (bool, error) {
 	const op = "payments.insertEvent"
 	var providerEventID, paymentID any
 	if e.ProviderEventID != "" {
@@ -248,7 +254,7 @@ func insertEvent(ctx context.Context, tx *sqlstore.Tx, e StoredEvent) (bool, err
 	if body == nil {
 		body = []byte{}
 	}
-	res, err := tx.Exec(ctx, `INSERT INTO payment_events (id, provider, provider_event_id, payment_id, source, body, outcome, received_at)
+	res, err := q.Exec(ctx, `INSERT INTO payment_events (id, provider, provider_event_id, payment_id, source, body, outcome, received_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider, provider_event_id) DO NOTHING`,
 		e.ID, e.Provider, providerEventID, paymentID, e.Source, body, string(e.Outcome), sqlstore.Micros(e.ReceivedAt))
 	if err != nil {
@@ -259,15 +265,6 @@ func insertEvent(ctx context.Context, tx *sqlstore.Tx, e StoredEvent) (bool, err
 		return false, errs.Wrap(op, err)
 	}
 	return n == 1, nil
-}
-
-func setEventOutcome(ctx context.Context, tx *sqlstore.Tx, eventID, paymentID string, o Outcome) error {
-	var pid any
-	if paymentID != "" {
-		pid = paymentID
-	}
-	_, err := tx.Exec(ctx, `UPDATE payment_events SET outcome = ?, payment_id = ? WHERE id = ?`, string(o), pid, eventID)
-	return errs.Wrap("payments.setEventOutcome", err)
 }
 
 // Get returns the payment with the given id. It returns an errs.NotFound
