@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"maps"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -75,14 +76,25 @@ func New(db *sqlstore.DB, c clock.Clock) *Log {
 var _ Recorder = (*Log)(nil)
 
 // RecordTx appends r to the trail inside tx, so it commits or rolls back
-// with the change it describes. It locks the chain's head row until tx
-// ends, which orders all appends into one chain; call it as late in the
-// transaction as possible, so the lock is held briefly. It returns
-// errs.Invalid for a record that breaks the rules (an actor and an action
-// are required; see the Max constants) and a wrapped database error
-// otherwise.
+// with the change it describes. It checks r at once: for a record that
+// breaks the rules (an actor and an action are required; see the Max
+// constants) it returns errs.Invalid and queues nothing. It returns no
+// other error, as it writes nothing yet.
+//
+// A valid record is queued in tx, with its own copy of the detail, and
+// written just before tx commits (in sqlstore.StageAudit, after every
+// other stage) together with the transaction's other records, in the order
+// of the calls, all stamped with one reading of the clock. Only then is
+// the chain's head row locked, until the commit; that lock orders all
+// appends into one chain. A database error while writing rolls tx back,
+// and Transact returns it, wrapped with "audit.Record". Records of a
+// transaction that rolls back, or of an attempt that Transact retries, are
+// not written. Records of two Logs in one transaction are written per Log,
+// in the order the Logs first recorded. Call RecordTx inside the function
+// given to Transact (or in a function registered with tx.BeforeCommit): a
+// record queued after the commit is never written.
 func (l *Log) RecordTx(ctx context.Context, tx *sqlstore.Tx, r Record) error {
-	_, err := l.append(ctx, tx, r)
+	_, err := l.enqueue(tx, r)
 	return err
 }
 
@@ -90,13 +102,16 @@ func (l *Log) RecordTx(ctx context.Context, tx *sqlstore.Tx, r Record) error {
 // the entry written. It returns errs.Invalid for a record that breaks the
 // rules and a wrapped database error otherwise.
 func (l *Log) Record(ctx context.Context, r Record) (Entry, error) {
-	var e Entry
+	var p *pending
 	err := l.db.Transact(ctx, func(tx *sqlstore.Tx) error {
 		var err error
-		e, err = l.append(ctx, tx, r)
+		p, err = l.enqueue(tx, r)
 		return err
 	})
-	return e, err
+	if err != nil {
+		return Entry{}, err
+	}
+	return p.entry, nil
 }
 
 // Head returns the seq and hash of the last entry as the head row records
@@ -110,36 +125,131 @@ func (l *Log) Head(ctx context.Context) (Anchor, error) {
 	return a, nil
 }
 
-func (l *Log) append(ctx context.Context, tx *sqlstore.Tx, r Record) (Entry, error) {
+// batchKey is the key of a Log's queue in a transaction's locals. It
+// holds the Log, so two Logs (on different databases, or with different
+// clocks) never share a queue.
+type batchKey struct{ log *Log }
+
+// batch is one Log's queue of records in one transaction (one attempt of
+// Transact: a retry gets a new Tx and so a new batch).
+type batch struct {
+	log    *Log
+	queued []*pending
+	// flushing reports whether a flush is registered for queued.
+	flushing bool
+}
+
+// pending is a checked record waiting for the commit, and then the entry
+// written for it.
+type pending struct {
+	record Record // with its own copy of the detail
+	detail string // the detail as stored
+	entry  Entry  // set by flush
+}
+
+// enqueue checks and encodes r and queues it in tx, registering the flush
+// with the first record.
+func (l *Log) enqueue(tx *sqlstore.Tx, r Record) (*pending, error) {
 	const op = "audit.Record"
 	if err := validate(r); err != nil {
-		return Entry{}, err
+		return nil, err
 	}
 	detail, err := encodeDetail(r.Detail)
 	if err != nil {
-		return Entry{}, errs.Wrap(op, err)
+		return nil, errs.Wrap(op, err)
 	}
 	if len(detail) > MaxDetailLen {
-		return Entry{}, errs.Ef(errs.Invalid, op, "the detail takes %d bytes, more than %d", len(detail), MaxDetailLen)
+		return nil, errs.Ef(errs.Invalid, op, "the detail takes %d bytes, more than %d", len(detail), MaxDetailLen)
+	}
+	// The detail is copied now: the caller may change its map before the
+	// commit, and the hash is computed then.
+	r.Detail = copyDetail(r.Detail)
+	p := &pending{record: r, detail: detail}
+	b := tx.Local(batchKey{l}, func() any { return &batch{log: l} }).(*batch)
+	b.queued = append(b.queued, p)
+	if !b.flushing {
+		// A record queued after a flush (by a later BeforeCommit function)
+		// gets a flush of its own, which runs before the commit too.
+		b.flushing = true
+		tx.BeforeCommit(sqlstore.StageAudit, b.flush)
+	}
+	return p, nil
+}
+
+// insertChunks are the row counts of the multi-row INSERTs flush uses; a
+// batch is split into the largest that fit, so few statement texts exist
+// (for the statement caches) and 8 parameters a row stay far below
+// SQLite's limit on parameters.
+var insertChunks = []int{64, 32, 16, 8, 4, 2, 1}
+
+// insertQueries holds the INSERT statement for each chunk size.
+var insertQueries = func() map[int]string {
+	m := make(map[int]string, len(insertChunks))
+	for _, n := range insertChunks {
+		var q strings.Builder
+		q.WriteString(`INSERT INTO audit_entries (seq, at, actor, action, subject, detail, prev_hash, hash) VALUES `)
+		for i := range n {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?)`)
+		}
+		m[n] = q.String()
+	}
+	return m
+}()
+
+// flush writes the queued records: it locks the head row, chains the
+// records after it in order, inserts them and moves the head once.
+func (b *batch) flush(ctx context.Context, tx *sqlstore.Tx) error {
+	const op = "audit.Record"
+	queued := b.queued
+	b.queued, b.flushing = nil, false
+	if len(queued) == 0 {
+		return nil
 	}
 	var head Anchor
 	if err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`+tx.ForUpdate()).Scan(&head.Seq, &head.Hash); err != nil {
-		return Entry{}, errs.Wrap(op+": read head", err)
+		return errs.Wrap(op+": read head", err)
 	}
 	// The clock is read under the lock, so times do not go backwards along
-	// the chain while the clock does not.
-	at := sqlstore.Micros(l.clock.Now())
-	r.Detail = copyDetail(r.Detail)
-	e := Entry{Seq: head.Seq + 1, At: sqlstore.FromMicros(at), Record: r, PrevHash: head.Hash}
-	e.Hash = computeHash(e.Seq, at, r, e.PrevHash)
-	if _, err := tx.Exec(ctx, `INSERT INTO audit_entries (seq, at, actor, action, subject, detail, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, e.Seq, at, r.Actor, r.Action, r.Subject, detail, e.PrevHash, e.Hash); err != nil {
-		return Entry{}, errs.Wrap(op+": insert", err)
+	// the chain while the clock does not. The records of one transaction
+	// share the time: they are written at the same moment.
+	at := sqlstore.Micros(b.log.clock.Now())
+	prev := head.Hash
+	for i, p := range queued {
+		e := Entry{Seq: head.Seq + 1 + int64(i), At: sqlstore.FromMicros(at), Record: p.record, PrevHash: prev}
+		e.Hash = computeHash(e.Seq, at, e.Record, e.PrevHash)
+		p.entry = e
+		prev = e.Hash
 	}
-	if _, err := tx.Exec(ctx, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, e.Seq, e.Hash); err != nil {
-		return Entry{}, errs.Wrap(op+": move head", err)
+	for rest := queued; len(rest) > 0; {
+		n := chunkSize(len(rest))
+		args := make([]any, 0, 8*n)
+		for _, p := range rest[:n] {
+			e := p.entry
+			args = append(args, e.Seq, at, e.Actor, e.Action, e.Subject, p.detail, e.PrevHash, e.Hash)
+		}
+		if _, err := tx.Exec(ctx, insertQueries[n], args...); err != nil {
+			return errs.Wrap(op+": insert", err)
+		}
+		rest = rest[n:]
 	}
-	return e, nil
+	last := queued[len(queued)-1].entry
+	if _, err := tx.Exec(ctx, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, last.Seq, last.Hash); err != nil {
+		return errs.Wrap(op+": move head", err)
+	}
+	return nil
+}
+
+// chunkSize returns the largest of insertChunks not above n (n > 0).
+func chunkSize(n int) int {
+	for _, c := range insertChunks {
+		if c <= n {
+			return c
+		}
+	}
+	return 1
 }
 
 // validate checks a record against the rules in the Max constants.

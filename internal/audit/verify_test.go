@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -286,8 +287,10 @@ func TestVerifyEmptyTrail(t *testing.T) {
 }
 
 // TestVerifyDoesNotWaitForWriters runs Verify while another transaction
-// has appended and holds the head lock: Verify must finish, from a
-// snapshot without the uncommitted entry, before that transaction ends.
+// has written its entry and holds the head lock (it waits in a function
+// that runs after the audit stage, just before its commit): Verify must
+// finish, from a snapshot without the uncommitted entry, before that
+// transaction ends.
 func TestVerifyDoesNotWaitForWriters(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
@@ -298,8 +301,18 @@ func TestVerifyDoesNotWaitForWriters(t *testing.T) {
 				if err := c.log.RecordTx(ctx, tx, audit.Record{Actor: "system", Action: "x.y"}); err != nil {
 					return err
 				}
-				close(appended)
-				<-release
+				tx.BeforeCommit(sqlstore.StageAudit+1, func(ctx context.Context, tx *sqlstore.Tx) error {
+					var n int
+					if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM audit_entries`).Scan(&n); err != nil {
+						return err
+					}
+					if n != 11 {
+						return fmt.Errorf("the writer sees %d entries after the audit stage, want 11", n)
+					}
+					close(appended)
+					<-release
+					return nil
+				})
 				return nil
 			})
 		}()
