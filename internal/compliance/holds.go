@@ -81,6 +81,7 @@ func (s *Service) recordHold(ctx context.Context, tx *sqlstore.Tx, c funding.Che
 		explanations = append(explanations, f.explanation)
 	}
 	v := funding.Verdict{Hold: true, Rule: found[0].rule, Explanation: strings.Join(explanations, " ")}
+	markHeld(tx, c.ID)
 
 	state := HoldOpen
 	if c.Stage == funding.StageRequest {

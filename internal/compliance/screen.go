@@ -51,6 +51,9 @@ func (s *Service) Screen(ctx context.Context, tx *sqlstore.Tx, c funding.Check) 
 	if c.At.IsZero() {
 		now = s.now()
 	}
+	if err := flushActivity(ctx, tx); err != nil {
+		return funding.Verdict{}, errs.Wrap(op, err)
+	}
 	if err := lockUser(ctx, tx, c.Customer.UserID, now); err != nil {
 		return funding.Verdict{}, errs.Wrap(op, err)
 	}
@@ -66,9 +69,7 @@ func (s *Service) Screen(ctx context.Context, tx *sqlstore.Tx, c funding.Check) 
 			return funding.Verdict{}, err
 		}
 	}
-	if err := recordCheck(ctx, tx, c, now); err != nil {
-		return funding.Verdict{}, errs.Wrap(op, err)
-	}
+	recordCheck(tx, c, sqlstore.Micros(now))
 	rs, err := loadRules(ctx, tx, "")
 	if err != nil {
 		return funding.Verdict{}, errs.Wrap(op, err)
@@ -97,14 +98,14 @@ func (s *Service) Screen(ctx context.Context, tx *sqlstore.Tx, c funding.Check) 
 }
 
 // lockUser takes the user's row lock, so that two screenings of one user
-// run one after the other and cannot both fit under the same limit.
+// run one after the other and cannot both fit under the same limit: one
+// upsert that creates the row or, when it exists, updates it to itself,
+// which locks it until the transaction ends (on SQLite the transaction
+// holds the database's write lock anyway).
 func lockUser(ctx context.Context, tx *sqlstore.Tx, userID string, now time.Time) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO compliance_users (user_id, created_at) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING`,
-		userID, sqlstore.Micros(now)); err != nil {
-		return err
-	}
-	var id string
-	return tx.QueryRow(ctx, `SELECT user_id FROM compliance_users WHERE user_id = ?`+tx.ForUpdate(), userID).Scan(&id)
+	_, err := tx.Exec(ctx, `INSERT INTO compliance_users (user_id, created_at) VALUES (?, ?)
+		ON CONFLICT (user_id) DO UPDATE SET created_at = compliance_users.created_at`, userID, sqlstore.Micros(now))
+	return err
 }
 
 // applies reports whether rule is applied to c:
@@ -264,27 +265,6 @@ func declinedAttempts(ctx context.Context, tx *sqlstore.Tx, r Rule, c funding.Ch
 		plural(n, "deposit"), formatDuration(r.Window), r.Count), nil
 }
 
-// recordCheck writes what the check tells about the transaction to the
-// activity: a new row is not counted until funding's event confirms it
-// (a request that loses a race to an identical one never is).
-func recordCheck(ctx context.Context, tx *sqlstore.Tx, c funding.Check, now time.Time) error {
-	var paidAt sql.NullInt64
-	if c.Stage == funding.StagePaid {
-		paidAt = sql.NullInt64{Int64: sqlstore.Micros(now), Valid: true}
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO compliance_activity (id, user_id, kind, method_id, method_kind, currency, amount_minor, login,
-		destination, card_country, requested_at, paid_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET
-			method_kind = CASE WHEN excluded.method_kind = '' THEN compliance_activity.method_kind ELSE excluded.method_kind END,
-			destination = CASE WHEN excluded.destination = '' THEN compliance_activity.destination ELSE excluded.destination END,
-			card_country = CASE WHEN excluded.card_country = '' THEN compliance_activity.card_country ELSE excluded.card_country END,
-			paid_at = COALESCE(compliance_activity.paid_at, excluded.paid_at),
-			updated_at = excluded.updated_at`,
-		c.ID, c.Customer.UserID, c.Kind, c.MethodID, c.MethodKind, c.Amount.Currency().Code, c.Amount.Minor(), c.Login,
-		c.Destination, strings.ToUpper(c.CardCountry), sqlstore.Micros(now), paidAt, sqlstore.Micros(now))
-	return err
-}
-
 // outcome is how a status counts for the limits: completed, failed (the
 // money did not move or came back) or open (still in flight, counted).
 func outcome(status string) string {
@@ -295,49 +275,4 @@ func outcome(status string) string {
 		return "failed"
 	}
 	return "open"
-}
-
-// OnFundingEvent is a funding.Hook: it records every status change of a
-// deposit or withdrawal in the user's activity (requests, payments,
-// completions, declines) and moves the transaction's hold, if any, along
-// the review queue (see Holds). Events of other kinds or without a user
-// are ignored. It returns a wrapped database error, which rolls funding's
-// change back.
-func (s *Service) OnFundingEvent(ctx context.Context, tx *sqlstore.Tx, e funding.Event) error {
-	const op = "compliance.OnFundingEvent"
-	if (e.Kind != funding.KindDeposit && e.Kind != funding.KindWithdrawal) || e.ID == "" || e.UserID == "" {
-		return nil
-	}
-	at := e.At.UTC()
-	if e.At.IsZero() {
-		at = s.now()
-	}
-	ts := sqlstore.Micros(at)
-	var paidAt, completedAt, declinedAt sql.NullInt64
-	switch {
-	case e.Kind == funding.KindDeposit && (e.To == "paid" || e.To == "crediting" || e.To == "completed"):
-		paidAt = sql.NullInt64{Int64: ts, Valid: true}
-	}
-	if e.To == "completed" {
-		completedAt = sql.NullInt64{Int64: ts, Valid: true}
-	}
-	if e.Kind == funding.KindDeposit && (e.To == "declined" || e.To == "failed") {
-		declinedAt = sql.NullInt64{Int64: ts, Valid: true}
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO compliance_activity (id, user_id, kind, method_id, currency, amount_minor, login, status, outcome,
-		confirmed, requested_at, paid_at, completed_at, declined_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET
-			method_id = CASE WHEN excluded.method_id = '' THEN compliance_activity.method_id ELSE excluded.method_id END,
-			currency = CASE WHEN excluded.currency = '' THEN compliance_activity.currency ELSE excluded.currency END,
-			amount_minor = CASE WHEN excluded.currency = '' THEN compliance_activity.amount_minor ELSE excluded.amount_minor END,
-			status = excluded.status, outcome = excluded.outcome, confirmed = 1,
-			paid_at = COALESCE(compliance_activity.paid_at, excluded.paid_at),
-			completed_at = COALESCE(compliance_activity.completed_at, excluded.completed_at),
-			declined_at = COALESCE(compliance_activity.declined_at, excluded.declined_at),
-			updated_at = excluded.updated_at`,
-		e.ID, e.UserID, e.Kind, e.MethodID, e.Amount.Currency().Code, e.Amount.Minor(), e.Login, e.To, outcome(e.To),
-		ts, paidAt, completedAt, declinedAt, ts); err != nil {
-		return errs.Wrap(op, err)
-	}
-	return errs.Wrap(op, moveHold(ctx, tx, e, ts))
 }
