@@ -2,6 +2,8 @@ package identity
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"strings"
 	"time"
 
@@ -229,15 +231,25 @@ func (s *Service) Session(ctx context.Context, token string) (CashierSession, er
 	if !WellFormedToken(token) {
 		return CashierSession{}, errs.E(errs.Invalid, op, "session is malformed")
 	}
-	t, err := loadToken(ctx, s.db, KindCashier, token, op)
-	if err != nil {
-		return CashierSession{}, err
+	// The session and its user in one read.
+	var (
+		ts tokenScan
+		us userScan
+	)
+	row := s.db.QueryRow(ctx, `SELECT t.hash, t.kind, t.purpose, COALESCE(t.user_id, ''), COALESCE(t.account_login, 0), t.remember,
+		COALESCE(t.parent_hash, ''), t.secret_ref, t.created_at, t.expires_at, t.consumed_at, t.revoked_at,
+		u.id, u.email, u.language, COALESCE(u.ctid_user_id, 0), u.partner_id, u.source, u.utm_source, u.utm_medium,
+		u.utm_campaign, u.utm_term, u.utm_content, u.gclid, u.status, u.password_hash <> '', u.created_at
+		FROM identity_tokens t JOIN identity_users u ON u.id = t.user_id WHERE t.hash = ? AND t.kind = ?`, hashToken(token), string(KindCashier))
+	err := row.Scan(append(ts.dest(), us.dest()...)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return CashierSession{}, errs.E(errs.NotFound, op, "token not found")
 	}
+	if err != nil {
+		return CashierSession{}, errs.Wrap(op, err)
+	}
+	t, u := ts.row(), us.user()
 	if err := t.usable(s.now(), op); err != nil {
-		return CashierSession{}, err
-	}
-	u, err := s.UserByID(ctx, t.userID)
-	if err != nil {
 		return CashierSession{}, err
 	}
 	if u.Status != StatusActive {

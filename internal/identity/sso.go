@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"database/sql"
 	"encoding/hex"
+	"errors"
 	"strconv"
 	"time"
 
@@ -225,25 +227,36 @@ func (s *Service) GenerateInAppOT(ctx context.Context, ctidUserID int64, inappTo
 	}
 	var tok string
 	err := s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
-		u, err := getUser(ctx, tx, op, "ctid_user_id = ?", ctidUserID)
-		if err != nil {
-			return err
+		// The user, whether an inappToken was ever issued to them, and the
+		// inappToken presented, in one read.
+		var (
+			us     userScan
+			issued int
+			ts     tokenScan
+		)
+		err := tx.QueryRow(ctx, `SELECT u.id, u.email, u.language, COALESCE(u.ctid_user_id, 0), u.partner_id, u.source, u.utm_source,
+			u.utm_medium, u.utm_campaign, u.utm_term, u.utm_content, u.gclid, u.status, u.password_hash <> '', u.created_at, u.inapp_issued,
+			COALESCE(t.hash, ''), COALESCE(t.kind, ''), COALESCE(t.purpose, ''), COALESCE(t.user_id, ''), COALESCE(t.account_login, 0),
+			COALESCE(t.remember, 0), COALESCE(t.parent_hash, ''), COALESCE(t.secret_ref, ''), COALESCE(t.created_at, 0),
+			t.expires_at, t.consumed_at, t.revoked_at
+			FROM identity_users u LEFT JOIN identity_tokens t ON t.hash = ? AND t.kind = ?
+			WHERE u.ctid_user_id = ?`, inappHash(inappToken), string(KindInApp), ctidUserID).Scan(
+			append(append(us.dest(), &issued), ts.dest()...)...)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errs.E(errs.NotFound, op, "user not found")
 		}
+		if err != nil {
+			return errs.Wrap(op, err)
+		}
+		u := us.user()
 		if u.Status != StatusActive {
 			return errs.E(errs.Forbidden, op, "user is disabled")
 		}
-		var issued int
-		if err := tx.QueryRow(ctx, `SELECT inapp_issued FROM identity_users WHERE id = ?`, u.ID).Scan(&issued); err != nil {
-			return errs.Wrap(op, err)
-		}
 		switch {
 		case inappToken != "":
-			t, err := loadToken(ctx, tx, KindInApp, inappToken, op)
-			if errs.Is(err, errs.NotFound) {
+			t := ts.row()
+			if t.hash == "" {
 				return errs.E(errs.Forbidden, op, "inappToken is not valid for this user")
-			}
-			if err != nil {
-				return err
 			}
 			if t.userID != u.ID {
 				return errs.E(errs.Forbidden, op, "inappToken is not valid for this user")
@@ -261,6 +274,15 @@ func (s *Service) GenerateInAppOT(ctx context.Context, ctidUserID int64, inappTo
 		return err
 	})
 	return tok, err
+}
+
+// inappHash is the stored form of an inappToken presented to
+// GenerateInAppOT; none (empty) matches no token.
+func inappHash(plain string) string {
+	if plain == "" {
+		return ""
+	}
+	return hashToken(plain)
 }
 
 // Logout revokes every token of the user with the given cTID user id

@@ -125,21 +125,35 @@ const tokenColumns = `hash, kind, purpose, COALESCE(user_id, ''), COALESCE(accou
 	COALESCE(parent_hash, ''), secret_ref, created_at, expires_at, consumed_at, revoked_at` // #nosec G101 -- column names, not a credential
 
 func scanToken(row interface{ Scan(...any) error }) (tokenRow, error) {
-	var t tokenRow
-	var kind, purpose string
-	var remember int
-	var created int64
-	var expires, consumed, revoked sql.NullInt64
-	if err := row.Scan(&t.hash, &kind, &purpose, &t.userID, &t.account, &remember, &t.parentHash, &t.secretRef,
-		&created, &expires, &consumed, &revoked); err != nil {
+	var x tokenScan
+	if err := row.Scan(x.dest()...); err != nil {
 		return tokenRow{}, err
 	}
-	t.kind, t.purpose, t.remember = TokenKind(kind), Purpose(purpose), remember != 0
-	t.createdAt = sqlstore.FromMicros(created)
-	t.expiresAt = sqlstore.FromNullMicros(expires)
-	t.consumedAt = sqlstore.FromNullMicros(consumed)
-	t.revokedAt = sqlstore.FromNullMicros(revoked)
-	return t, nil
+	return x.row(), nil
+}
+
+// tokenScan receives the tokenColumns of a row.
+type tokenScan struct {
+	t                          tokenRow
+	kind, purpose              string
+	remember                   int
+	created                    int64
+	expires, consumed, revoked sql.NullInt64
+}
+
+func (x *tokenScan) dest() []any {
+	return []any{&x.t.hash, &x.kind, &x.purpose, &x.t.userID, &x.t.account, &x.remember, &x.t.parentHash, &x.t.secretRef,
+		&x.created, &x.expires, &x.consumed, &x.revoked}
+}
+
+func (x *tokenScan) row() tokenRow {
+	t := x.t
+	t.kind, t.purpose, t.remember = TokenKind(x.kind), Purpose(x.purpose), x.remember != 0
+	t.createdAt = sqlstore.FromMicros(x.created)
+	t.expiresAt = sqlstore.FromNullMicros(x.expires)
+	t.consumedAt = sqlstore.FromNullMicros(x.consumed)
+	t.revokedAt = sqlstore.FromNullMicros(x.revoked)
+	return t
 }
 
 // loadToken reads the token of the given kind. It returns errs.NotFound when
@@ -178,23 +192,20 @@ func (t tokenRow) usable(now time.Time, op string) error {
 func (s *Service) consumeToken(ctx context.Context, tx *sqlstore.Tx, kind TokenKind, purpose Purpose, plain, op string) (tokenRow, error) {
 	now := s.now()
 	hash := hashToken(plain)
-	res, err := tx.Exec(ctx, `UPDATE identity_tokens SET consumed_at = ?
+	t, err := scanToken(tx.QueryRow(ctx, `UPDATE identity_tokens SET consumed_at = ?
 		WHERE hash = ? AND kind = ? AND purpose = ? AND consumed_at IS NULL AND revoked_at IS NULL
-		AND (expires_at IS NULL OR expires_at > ?)`,
-		sqlstore.Micros(now), hash, string(kind), string(purpose), sqlstore.Micros(now))
-	if err != nil {
+		AND (expires_at IS NULL OR expires_at > ?) RETURNING `+tokenColumns,
+		sqlstore.Micros(now), hash, string(kind), string(purpose), sqlstore.Micros(now)))
+	if err == nil {
+		return t, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
 		return tokenRow{}, errs.Wrap(op, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return tokenRow{}, errs.Wrap(op, err)
-	}
-	t, err := loadToken(ctx, tx, kind, plain, op)
+	// Not consumed now: say why.
+	t, err = loadToken(ctx, tx, kind, plain, op)
 	if err != nil {
 		return tokenRow{}, err
-	}
-	if n == 1 {
-		return t, nil
 	}
 	if t.purpose != purpose {
 		return tokenRow{}, errs.E(errs.NotFound, op, "token not found")

@@ -83,17 +83,31 @@ const userColumns = `id, email, language, COALESCE(ctid_user_id, 0), partner_id,
 	utm_campaign, utm_term, utm_content, gclid, status, password_hash <> '', created_at`
 
 func scanUser(row interface{ Scan(...any) error }) (User, error) {
-	var u User
-	var status string
-	var created int64
-	a := &u.Attribution
-	if err := row.Scan(&u.ID, &u.Email, &u.Language, &u.CTIDUserID, &a.PartnerID, &a.Source, &a.UTMSource, &a.UTMMedium,
-		&a.UTMCampaign, &a.UTMTerm, &a.UTMContent, &a.GCLID, &status, &u.HasPassword, &created); err != nil {
+	var x userScan
+	if err := row.Scan(x.dest()...); err != nil {
 		return User{}, err
 	}
-	u.Status = Status(status)
-	u.CreatedAt = sqlstore.FromMicros(created)
-	return u, nil
+	return x.user(), nil
+}
+
+// userScan receives the userColumns of a row.
+type userScan struct {
+	u       User
+	status  string
+	created int64
+}
+
+func (x *userScan) dest() []any {
+	a := &x.u.Attribution
+	return []any{&x.u.ID, &x.u.Email, &x.u.Language, &x.u.CTIDUserID, &a.PartnerID, &a.Source, &a.UTMSource, &a.UTMMedium,
+		&a.UTMCampaign, &a.UTMTerm, &a.UTMContent, &a.GCLID, &x.status, &x.u.HasPassword, &x.created}
+}
+
+func (x *userScan) user() User {
+	u := x.u
+	u.Status = Status(x.status)
+	u.CreatedAt = sqlstore.FromMicros(x.created)
+	return u
 }
 
 type querier interface {
