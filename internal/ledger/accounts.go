@@ -124,39 +124,6 @@ func getAccount(ctx context.Context, q querier, id string, forUpdate bool) (Acco
 	return a, err
 }
 
-// lockAccounts reads the accounts with the given ids for update, in id
-// order so that concurrent transactions never wait on each other in a cycle.
-func lockAccounts(ctx context.Context, tx *sqlstore.Tx, ids []string) (map[string]*Account, error) {
-	out := make(map[string]*Account, len(ids))
-	for start := 0; start < len(ids); start += 500 {
-		chunk := ids[start:min(start+500, len(ids))]
-		rows, err := tx.Query(ctx, "SELECT "+accountColumns+" FROM ledger_accounts WHERE id IN ("+placeholders(len(chunk))+") ORDER BY id"+tx.ForUpdate(), anySlice(chunk)...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			a, err := scanAccount(rows)
-			if err != nil {
-				_ = rows.Close()
-				return nil, err
-			}
-			out[a.ID] = &a
-		}
-		if err := rows.Close(); err != nil {
-			return nil, err
-		}
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	for _, id := range ids {
-		if out[id] == nil {
-			return nil, errs.Ef(errs.NotFound, "ledger.Post", "account %s not found", id)
-		}
-	}
-	return out, nil
-}
-
 // Account returns the account with its current balance, or errs.NotFound.
 func (l *Ledger) Account(ctx context.Context, id string) (Account, error) {
 	a, err := getAccount(ctx, l.db, id, false)

@@ -28,22 +28,24 @@ import (
 // their sums written at once, as before: a bound can only be checked
 // against a balance no one else can change meanwhile.
 
-// accountInfo is what never changes about an account and what booking
-// needs to know without reading its balance.
+// accountInfo is what never changes about an unbounded account and what
+// booking on it needs to know.
 type accountInfo struct {
 	currency money.Currency
 	normal   Side
-	bounded  bool
 }
 
-// maxCachedAccounts bounds the cache of accountInfo (a few dozen bytes each).
+// maxCachedAccounts bounds the cache of accountInfo (a few dozen bytes
+// each): the shared accounts and the platform accounts of the logins that
+// were active lately fit.
 const maxCachedAccounts = 1 << 16
 
-// infoCache keeps accountInfo by account id. Accounts are never changed or
-// deleted once created (CreateAccount refuses other settings for an
-// existing id), so an entry never goes stale; entries are only added once
-// the transaction that read them has committed, so that an account created
-// in a transaction that rolls back is not remembered.
+// infoCache keeps accountInfo of unbounded accounts by account id, so that
+// booking on them reads nothing. Accounts are never changed or deleted
+// once created (CreateAccount refuses other settings for an existing id),
+// so an entry never goes stale; entries are only added once the
+// transaction that read them has committed, so that an account created in
+// a transaction that rolls back is not remembered.
 type infoCache struct {
 	mu sync.Mutex
 	m  map[string]accountInfo
@@ -82,74 +84,92 @@ func (c *infoCache) put(infos map[string]accountInfo) {
 // bookingAccounts returns the accounts with the given ids (sorted, without
 // repeats) for booking: bounded ones locked, with their sums; unbounded
 // ones unlocked, with zero sums, so that applying transfers to them yields
-// the transfers' deltas (listed in deferred). It returns errs.NotFound for
-// an unknown account.
+// the transfers' deltas (listed in deferred). Bounded accounts cost the
+// one locking read they always did; an unbounded account not in the cache
+// costs one more, unlocked read. It returns errs.NotFound for an unknown
+// account.
 func (l *Ledger) bookingAccounts(ctx context.Context, tx *sqlstore.Tx, ids []string) (accs map[string]*Account, deferred []string, err error) {
-	infos := make(map[string]accountInfo, len(ids))
-	var missing []string
+	unbounded := make(map[string]accountInfo)
+	var others []string // bounded, or not known yet
 	for _, id := range ids {
 		if info, ok := l.infos.get(id); ok {
-			infos[id] = info
+			unbounded[id] = info
 		} else {
-			missing = append(missing, id)
-		}
-	}
-	if len(missing) > 0 {
-		read, err := readAccountInfos(ctx, tx, missing)
-		if err != nil {
-			return nil, nil, err
-		}
-		for id, info := range read {
-			infos[id] = info
-		}
-		tx.AfterCommit(func() { l.infos.put(read) })
-	}
-	var bounded []string
-	for _, id := range ids {
-		if infos[id].bounded {
-			bounded = append(bounded, id)
-		} else {
-			deferred = append(deferred, id)
+			others = append(others, id)
 		}
 	}
 	accs = make(map[string]*Account, len(ids))
-	if len(bounded) > 0 {
-		if accs, err = lockAccounts(ctx, tx, bounded); err != nil {
+	if len(others) > 0 {
+		if accs, err = lockBounded(ctx, tx, others); err != nil {
 			return nil, nil, err
 		}
+		var rest []string
+		for _, id := range others {
+			if accs[id] == nil {
+				rest = append(rest, id)
+			}
+		}
+		if len(rest) > 0 {
+			if testHookBetweenReads != nil {
+				testHookBetweenReads()
+			}
+			read, late, err := readAccountInfos(ctx, tx, rest)
+			if err != nil {
+				return nil, nil, err
+			}
+			if len(late) > 0 {
+				// Bounded accounts committed by another transaction
+				// between the two reads: lock them too.
+				more, err := lockBounded(ctx, tx, late)
+				if err != nil {
+					return nil, nil, err
+				}
+				for _, id := range late {
+					if more[id] == nil {
+						return nil, nil, errs.Ef(errs.NotFound, "ledger.Post", "account %s not found", id)
+					}
+					accs[id] = more[id]
+				}
+			}
+			for id, info := range read {
+				unbounded[id] = info
+			}
+			tx.AfterCommit(func() { l.infos.put(read) })
+		}
 	}
-	for _, id := range deferred {
-		info := infos[id]
-		accs[id] = &Account{AccountSpec: AccountSpec{ID: id, Currency: info.currency, Normal: info.normal}}
+	for _, id := range ids {
+		if info, ok := unbounded[id]; ok {
+			accs[id] = &Account{AccountSpec: AccountSpec{ID: id, Currency: info.currency, Normal: info.normal}}
+			deferred = append(deferred, id)
+		}
 	}
 	return accs, deferred, nil
 }
 
-// readAccountInfos reads what never changes about the accounts, without
-// locking them. It returns errs.NotFound for the first unknown id in order.
-func readAccountInfos(ctx context.Context, tx *sqlstore.Tx, ids []string) (map[string]accountInfo, error) {
-	out := make(map[string]accountInfo, len(ids))
+// testHookBetweenReads, when set by a test, runs between the locking
+// read and the unlocked one of bookingAccounts.
+var testHookBetweenReads func()
+
+// lockBounded reads the accounts among ids that have a bound, locking
+// them, in id order so that concurrent transactions never wait on each
+// other in a cycle. Accounts without a bound, and unknown ids, are left
+// out (and not locked: PostgreSQL locks only the rows a query returns).
+func lockBounded(ctx context.Context, tx *sqlstore.Tx, ids []string) (map[string]*Account, error) {
+	out := make(map[string]*Account, len(ids))
 	for start := 0; start < len(ids); start += 500 {
 		chunk := ids[start:min(start+500, len(ids))]
-		rows, err := tx.Query(ctx, "SELECT id, currency, normal, lower_bound IS NOT NULL OR upper_bound IS NOT NULL FROM ledger_accounts WHERE id IN ("+placeholders(len(chunk))+")", anySlice(chunk)...)
+		rows, err := tx.Query(ctx, "SELECT "+accountColumns+" FROM ledger_accounts WHERE id IN ("+placeholders(len(chunk))+
+			") AND (lower_bound IS NOT NULL OR upper_bound IS NOT NULL) ORDER BY id"+tx.ForUpdate(), anySlice(chunk)...)
 		if err != nil {
 			return nil, err
 		}
 		for rows.Next() {
-			var (
-				id, cur, normal string
-				bounded         bool
-			)
-			if err := rows.Scan(&id, &cur, &normal, &bounded); err != nil {
+			a, err := scanAccount(rows)
+			if err != nil {
 				_ = rows.Close()
 				return nil, err
 			}
-			c, err := money.LookupCurrency(cur)
-			if err != nil {
-				_ = rows.Close()
-				return nil, errs.Ef(errs.Internal, "ledger.Post", "account %s has unknown currency %q", id, cur)
-			}
-			out[id] = accountInfo{currency: c, normal: Side(normal), bounded: bounded}
+			out[a.ID] = &a
 		}
 		if err := rows.Close(); err != nil {
 			return nil, err
@@ -158,12 +178,57 @@ func readAccountInfos(ctx context.Context, tx *sqlstore.Tx, ids []string) (map[s
 			return nil, err
 		}
 	}
-	for _, id := range ids {
-		if _, ok := out[id]; !ok {
-			return nil, errs.Ef(errs.NotFound, "ledger.Post", "account %s not found", id)
+	return out, nil
+}
+
+// readAccountInfos reads, without locking, the accounts that lockBounded
+// did not return: unbounded ones (returned in infos) and, rarely, bounded
+// ones committed by another transaction since (returned in late, in id
+// order). It returns errs.NotFound for the first unknown id in order.
+func readAccountInfos(ctx context.Context, tx *sqlstore.Tx, ids []string) (infos map[string]accountInfo, late []string, err error) {
+	infos = make(map[string]accountInfo, len(ids))
+	found := make(map[string]bool, len(ids))
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		rows, err := tx.Query(ctx, "SELECT id, currency, normal, lower_bound IS NOT NULL OR upper_bound IS NOT NULL FROM ledger_accounts WHERE id IN ("+placeholders(len(chunk))+")", anySlice(chunk)...)
+		if err != nil {
+			return nil, nil, err
+		}
+		for rows.Next() {
+			var (
+				id, cur, normal string
+				bounded         bool
+			)
+			if err := rows.Scan(&id, &cur, &normal, &bounded); err != nil {
+				_ = rows.Close()
+				return nil, nil, err
+			}
+			found[id] = true
+			if bounded {
+				late = append(late, id)
+				continue
+			}
+			c, err := money.LookupCurrency(cur)
+			if err != nil {
+				_ = rows.Close()
+				return nil, nil, errs.Ef(errs.Internal, "ledger.Post", "account %s has unknown currency %q", id, cur)
+			}
+			infos[id] = accountInfo{currency: c, normal: Side(normal)}
+		}
+		if err := rows.Close(); err != nil {
+			return nil, nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, nil, err
 		}
 	}
-	return out, nil
+	for _, id := range ids {
+		if !found[id] {
+			return nil, nil, errs.Ef(errs.NotFound, "ledger.Post", "account %s not found", id)
+		}
+	}
+	slices.Sort(late)
+	return infos, late, nil
 }
 
 // pendingKey is the sqlstore.Tx.Local key of a transaction's pendingSums.

@@ -157,6 +157,8 @@ func (l *Ledger) book(ctx context.Context, tx *sqlstore.Tx, transfers []Transfer
 	if err := insertTransfers(ctx, tx, transfers); err != nil {
 		return errs.Wrap(op, err)
 	}
+	// The unbounded accounts' deltas go with the transfers just written.
+	deferSums(tx, accs, deferred)
 	for _, t := range transfers {
 		if t.Action == PostPending || t.Action == VoidPending || t.Action == ExpirePending {
 			settled := map[Action]Status{PostPending: StatusPosted, VoidPending: StatusVoided, ExpirePending: StatusExpired}[t.Action]
@@ -174,7 +176,6 @@ func (l *Ledger) book(ctx context.Context, tx *sqlstore.Tx, transfers []Transfer
 	if err := updateSums(ctx, tx, changed); err != nil {
 		return errs.Wrap(op, err)
 	}
-	deferSums(tx, accs, deferred)
 	if l.observer != nil {
 		if err := l.observer(ctx, tx, transfers); err != nil {
 			return errs.Wrap(op, err)
