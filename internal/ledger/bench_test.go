@@ -6,7 +6,9 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/opencashier/cashier/internal/clock"
 	"github.com/opencashier/cashier/internal/ledger"
@@ -43,6 +45,22 @@ func benchLedger(b *testing.B, db *sqlstore.DB) (*ledger.Ledger, []string) {
 
 var benchRun atomic.Int64
 
+// cpuTime is the CPU time the benchmark's process has used so far (user and
+// system). On SQLite, which runs in the process, it is the whole cost of
+// the work, and less disturbed than wall time by other load on the machine.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process's CPU time per operation since start.
+func reportCPU(b *testing.B, start time.Duration, ops int) {
+	b.ReportMetric(float64(cpuTime(b)-start)/float64(time.Microsecond)/float64(ops), "cpu-µs/op")
+}
+
 // BenchmarkTransfer posts single transfers (one database transaction each)
 // between random accounts with 1 and 8 concurrent writers. The figure that
 // matters is transfers/s.
@@ -57,6 +75,7 @@ func BenchmarkTransfer(b *testing.B) {
 				var wg sync.WaitGroup
 				errc := make(chan error, writers)
 				b.ResetTimer()
+				cpu0 := cpuTime(b)
 				for w := range writers {
 					wg.Add(1)
 					go func() {
@@ -86,6 +105,7 @@ func BenchmarkTransfer(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "transfers/s")
+				reportCPU(b, cpu0, b.N)
 			})
 		}
 	}, ledger.Schema)
@@ -106,6 +126,7 @@ func BenchmarkBatch(b *testing.B) {
 					var wg sync.WaitGroup
 					errc := make(chan error, writers)
 					b.ResetTimer()
+					cpu0 := cpuTime(b)
 					for w := range writers {
 						wg.Add(1)
 						go func() {
@@ -138,6 +159,7 @@ func BenchmarkBatch(b *testing.B) {
 						b.Fatal(err)
 					}
 					b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "transfers/s")
+					reportCPU(b, cpu0, b.N*size)
 				})
 			}
 		}
