@@ -59,8 +59,11 @@ type Deps struct {
 	Renderer *web.Renderer // required: the shared look; its StaticHandler serves the stylesheet
 	// Profiles gives customers' countries and KYC levels; optional.
 	Profiles Profiles
-	// Methods names payment methods on status pages; optional (the
-	// method's id is shown without it).
+	// Methods names payment methods on status pages and lets the
+	// confirmation step find the method without reading the account
+	// (funding checks both when it starts the deposit); optional (the
+	// method's id is shown, and the account read, without it). It must be
+	// the catalog funding uses.
 	Methods *payments.Catalog
 }
 

@@ -288,7 +288,7 @@ func (s *screens) flowOfJSON(w http.ResponseWriter, r *http.Request) (*flow, boo
 		return nil, false
 	}
 	f.p = prefs{Lang: f.h.Lang, Theme: f.h.Theme, Source: f.h.Source}
-	sess, err := s.id.Session(r.Context(), f.h.Session)
+	sess, err := s.session(r, f.h.Session)
 	if err != nil {
 		httpx.WriteJSON(w, http.StatusGone, quoteAnswer{Error: web.T(s.r.Lang(f.p.Lang)).Get("cashier.error.session")})
 		return nil, false
@@ -376,28 +376,93 @@ func (s *screens) depositConfirm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	opts, df, ok := s.readDepositForm(w, r, f)
+	df, opts, ok := s.confirmForm(w, r, f)
 	if !ok {
 		return
+	}
+	// The account (with its balance from the platform) is read only when a
+	// page must show it again: funding checks the account, the method and
+	// the amount when it starts the deposit.
+	options := func() (funding.DepositOptions, bool) {
+		if opts == nil {
+			o, err := s.fund.DepositOptions(r.Context(), f.cust, f.h.Login)
+			if err != nil {
+				s.fundingError(w, r, f, "deposit options", err, "")
+				return funding.DepositOptions{}, false
+			}
+			opts = &o
+		}
+		return *opts, true
+	}
+	review := func(status int, msg string) {
+		if o, ok := options(); ok {
+			s.reviewPage(w, r, f, o, df, status, msg)
+		}
+	}
+	amountPage := func(status int, msg string) {
+		if o, ok := options(); ok {
+			s.amountPage(w, r, f, o, df, status, msg)
+		}
 	}
 	lang := s.r.Lang(f.p.Lang)
 	tr := web.T(lang)
 	id := r.FormValue("id")
 	if !validFormID(id) {
-		s.reviewPage(w, r, f, opts, df, http.StatusBadRequest, "common.error.invalid")
+		review(http.StatusBadRequest, "common.error.invalid")
 		return
 	}
 	cur, err := money.LookupCurrency(df.Currency)
 	if err != nil {
-		s.amountPage(w, r, f, opts, df, http.StatusBadRequest, tr.Get("cashier.error.currency"))
+		amountPage(http.StatusBadRequest, tr.Get("cashier.error.currency"))
 		return
 	}
 	amount, err := parseAmount(df.Amount, cur)
 	if err != nil {
-		s.amountPage(w, r, f, opts, df, http.StatusBadRequest, tr.Get("cashier.error.amount", "Currency", cur.Code, "Digits", cur.Digits))
+		amountPage(http.StatusBadRequest, tr.Get("cashier.error.amount", "Currency", cur.Code, "Digits", cur.Digits))
 		return
 	}
 	req := funding.DepositRequest{ID: id, Customer: f.cust, Login: f.h.Login, MethodID: df.Method.ID, Amount: amount, Lang: lang}
-	s.startDeposit(w, r, f.p, req, func(status int, msg string) { s.reviewPage(w, r, f, opts, df, status, msg) },
-		func(status int, msg string) { s.amountPage(w, r, f, opts, df, status, msg) })
+	// A refusal that is about the account (no longer the customer's) is
+	// explained as the other steps explain it.
+	refused := func() bool {
+		_, ok := options()
+		return !ok
+	}
+	s.startDeposit(w, r, f.p, req, review, amountPage, refused)
+}
+
+// confirmForm reads the confirmation form: the method among those the
+// customer may use, and the typed currency and amount. With a method
+// catalog (Deps.Methods) it needs no read of the account unless the
+// currency must be chosen for the customer; otherwise it reads the deposit
+// options as the other steps do. opts is the options when they were read.
+// It renders the error itself and reports false when the form cannot be
+// used.
+func (s *screens) confirmForm(w http.ResponseWriter, r *http.Request, f *flow) (df depositForm, opts *funding.DepositOptions, ok bool) {
+	if s.methods == nil {
+		o, df, ok := s.readDepositForm(w, r, f)
+		return df, &o, ok
+	}
+	id := r.FormValue("method")
+	avail := s.methods.Available(payments.Filter{Direction: payments.Deposit, Country: f.cust.Country, KYCLevel: f.cust.KYCLevel})
+	i := slices.IndexFunc(avail, func(m payments.Method) bool { return m.ID == id && m.Deposit != nil })
+	if i < 0 {
+		s.problem(w, r, f.p, http.StatusNotFound, "cashier.error.method", f.link(s.opt.DepositPath))
+		return depositForm{}, nil, false
+	}
+	m := avail[i]
+	df = depositForm{Method: m, Currency: r.FormValue("currency"), Amount: r.FormValue("amount")}
+	if len(df.Amount) > 40 {
+		df.Amount = df.Amount[:40]
+	}
+	if slices.Contains(m.Deposit.Currencies(), df.Currency) {
+		return df, nil, true
+	}
+	o, err := s.fund.DepositOptions(r.Context(), f.cust, f.h.Login)
+	if err != nil {
+		s.fundingError(w, r, f, "deposit options", err, "")
+		return depositForm{}, nil, false
+	}
+	df.Currency = defaultCurrency(m.Deposit, o.Account.Currency.Code)
+	return df, &o, true
 }

@@ -17,12 +17,16 @@ import (
 // startDeposit starts a deposit and sends the browser to the provider's
 // step or to the status page. onRetryable shows an error the customer may
 // retry as is (with the same form id); onFix one they must fix on the form.
-func (s *screens) startDeposit(w http.ResponseWriter, r *http.Request, p prefs, req funding.DepositRequest, onRetryable, onFix func(int, string)) {
+//
+// onRefused, when set, is asked first when funding refuses the request
+// (errs.Forbidden or errs.NotFound); it reports whether it answered.
+func (s *screens) startDeposit(w http.ResponseWriter, r *http.Request, p prefs, req funding.DepositRequest, onRetryable, onFix func(int, string), onRefused func() bool) {
 	lang := s.r.Lang(p.Lang)
 	tr := web.T(lang)
 	rt, err := s.seal.seal(purposeTicket, ticket{Kind: "r", ID: req.ID, UserID: req.Customer.UserID, Email: req.Customer.Email,
 		Login: req.Login, Lang: p.Lang, Theme: p.Theme, Source: p.Source, Expires: s.opt.Clock.Now().Add(s.opt.TicketTTL),
-		Method: req.MethodID, Amount: req.Amount.Decimal(), Currency: req.Amount.Currency().Code})
+		Method: req.MethodID, Amount: req.Amount.Decimal(), Currency: req.Amount.Currency().Code,
+		Profiled: true, Country: req.Customer.Country, KYCLevel: req.Customer.KYCLevel})
 	if err != nil {
 		s.internal(w, r, p, "seal a return ticket", err)
 		return
@@ -42,6 +46,9 @@ func (s *screens) startDeposit(w http.ResponseWriter, r *http.Request, p prefs, 
 		case errs.Invalid:
 			onFix(http.StatusBadRequest, tr.Get("common.error.invalid"))
 		case errs.Forbidden, errs.NotFound:
+			if onRefused != nil && onRefused() {
+				return
+			}
 			s.problem(w, r, p, http.StatusForbidden, "cashier.error.method", "")
 		case errs.Conflict:
 			s.problem(w, r, p, http.StatusConflict, "cashier.error.form_used", "")
@@ -95,10 +102,12 @@ func (s *screens) depositReturn(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p, http.StatusBadRequest, "cashier.error.ticket", "")
 		return
 	}
-	c, err := s.customer(r, t.UserID, t.Email, s.r.Lang(t.Lang))
-	if err != nil {
-		s.internal(w, r, p, "read the customer's profile", err)
-		return
+	c := funding.Customer{UserID: t.UserID, Email: t.Email, Lang: s.r.Lang(t.Lang), Country: t.Country, KYCLevel: t.KYCLevel}
+	if !t.Profiled {
+		if c, err = s.customer(r, t.UserID, t.Email, s.r.Lang(t.Lang)); err != nil {
+			s.internal(w, r, p, "read the customer's profile", err)
+			return
+		}
 	}
 	dep, err := s.fund.StartDeposit(r.Context(), funding.DepositRequest{ID: t.ID, Customer: c, Login: t.Login, MethodID: t.Method,
 		Amount: amount, Lang: s.r.Lang(t.Lang)})
@@ -348,7 +357,7 @@ func (s *screens) depositRetry(w http.ResponseWriter, r *http.Request) {
 	// double click starts one new deposit, not two.
 	req := funding.DepositRequest{ID: "retry_" + dep.ID, Customer: c, Login: dep.Login, MethodID: dep.MethodID, Amount: dep.Amount, Lang: lang}
 	show := func(status int, msg string) { s.renderDepositStatus(w, r, t, dep, status, msg) }
-	s.startDeposit(w, r, t.prefs(), req, show, show)
+	s.startDeposit(w, r, t.prefs(), req, show, show, nil)
 }
 
 // methodName finds a method's display name in the catalogue funding uses.

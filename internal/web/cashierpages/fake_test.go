@@ -34,6 +34,9 @@ type fakeFunding struct {
 	// RequestWithdrawal call.
 	fail error
 	n    int
+	// optionsRead counts DepositOptions calls (each reads the account's
+	// balance from the platform).
+	optionsRead int
 }
 
 type fakeAccount struct {
@@ -77,6 +80,7 @@ func (f *fakeFunding) methods(d payments.Direction, cur string, u funding.Custom
 func (f *fakeFunding) DepositOptions(_ context.Context, u funding.Customer, login int64) (funding.DepositOptions, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.optionsRead++
 	a, err := f.account(u, login)
 	if err != nil {
 		return funding.DepositOptions{}, err

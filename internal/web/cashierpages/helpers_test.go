@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/opencashier/cashier/internal/clock"
@@ -51,6 +52,34 @@ type site struct {
 	bob     identity.User
 	success string
 	client  *http.Client
+	reads   reads
+}
+
+// reads counts what the screens read to resolve sessions and profiles.
+type reads struct {
+	sessions, profiles atomic.Int64
+}
+
+// countingIdentity is the real identity service, counting session reads.
+type countingIdentity struct {
+	*identity.Service
+	reads *reads
+}
+
+func (c *countingIdentity) Session(ctx context.Context, token string) (identity.CashierSession, error) {
+	c.reads.sessions.Add(1)
+	return c.Service.Session(ctx, token)
+}
+
+// countingProfiles gives everyone the same profile, counting reads.
+type countingProfiles struct {
+	profile cashierpages.Profile
+	reads   *reads
+}
+
+func (c countingProfiles) Profile(context.Context, string) (cashierpages.Profile, error) {
+	c.reads.profiles.Add(1)
+	return c.profile, nil
 }
 
 func newSite(t *testing.T, mod ...func(*cashierpages.Options)) *site {
@@ -91,7 +120,9 @@ func newSite(t *testing.T, mod ...func(*cashierpages.Options)) *site {
 		m(&opt)
 	}
 	r := web.New(web.Options{Brand: "Demo Broker", LegalEntity: "Demo Broker Ltd", DefaultLang: "en"})
-	h, err := cashierpages.New(cashierpages.Deps{Identity: svc, Funding: s.fund, Renderer: r, Methods: payments.DefaultCatalog()}, opt)
+	ids := &countingIdentity{Service: svc, reads: &s.reads}
+	profiles := countingProfiles{profile: cashierpages.Profile{Country: opt.DefaultCountry, KYCLevel: opt.DefaultKYCLevel}, reads: &s.reads}
+	h, err := cashierpages.New(cashierpages.Deps{Identity: ids, Funding: s.fund, Renderer: r, Methods: payments.DefaultCatalog(), Profiles: profiles}, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

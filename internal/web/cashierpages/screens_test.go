@@ -471,3 +471,60 @@ func TestEveryMessageTranslated(t *testing.T) {
 		}
 	}
 }
+
+// A deposit's steps read only what they show: the first screen uses the
+// session it has just opened, the confirmation does not read the account
+// (its balance comes from the platform; funding checks the account when it
+// starts the deposit) unless a page must show it again, and coming back
+// from the provider needs no profile read (the request's is in the
+// ticket).
+func TestDepositStepsReadOnlyWhatTheyShow(t *testing.T) {
+	s := newSite(t)
+	optionsRead := func() int {
+		s.fund.mu.Lock()
+		defer s.fund.mu.Unlock()
+		return s.fund.optionsRead
+	}
+
+	methods := s.open("deposit", s.alice, aliceUSD, "&lang=en")
+	methods.must(t, 200, "$1,000.00")
+	if n := s.reads.sessions.Load(); n != 0 {
+		t.Errorf("opening the first screen read the session %d times, want 0 (it has just opened it)", n)
+	}
+	review := s.get("/inapp/deposit/review?" + s.get(methods.link(t, "method-card")).form("amount", "100").Encode())
+	review.must(t, 200, "$97.20", `id="confirm"`)
+
+	sessions, options := s.reads.sessions.Load(), optionsRead()
+	confirm := s.post("/inapp/deposit/confirm", review.hidden())
+	if confirm.status != http.StatusSeeOther || !strings.HasPrefix(confirm.location(), s.url+"/hosted/dep_1?return=") {
+		t.Fatalf("confirm answered %d → %q", confirm.status, confirm.location())
+	}
+	if got := optionsRead() - options; got != 0 {
+		t.Errorf("the confirmation read the account %d times, want 0", got)
+	}
+	if got := s.reads.sessions.Load() - sessions; got != 1 {
+		t.Errorf("the confirmation read the session %d times, want 1", got)
+	}
+
+	profiles := s.reads.profiles.Load()
+	ret := strings.SplitN(confirm.location(), "?return=", 2)[1]
+	back := s.get(ret)
+	if back.status != http.StatusSeeOther || !strings.HasPrefix(back.location(), "/inapp/deposit/status?t=") {
+		t.Fatalf("back from the provider: %d → %q", back.status, back.location())
+	}
+	if got := s.reads.profiles.Load() - profiles; got != 0 {
+		t.Errorf("coming back from the provider read the profile %d times, want 0", got)
+	}
+
+	// A confirmation that must be fixed shows the account (and its
+	// currency) again.
+	bad := review.hidden()
+	bad.Set("amount", "1.234")
+	bad.Set("id", "req_another_form_1")
+	options = optionsRead()
+	fix := s.post("/inapp/deposit/confirm", bad)
+	fix.must(t, http.StatusBadRequest, "8673590", "converted into USD", `name="amount"`)
+	if got := optionsRead() - options; got != 1 {
+		t.Errorf("the page to fix the amount read the account %d times, want 1", got)
+	}
+}

@@ -59,6 +59,11 @@ type ticket struct {
 	Method   string `json:"x,omitempty"`
 	Amount   string `json:"y,omitempty"`
 	Currency string `json:"z,omitempty"`
+	// The customer's country and KYC level when the request was made
+	// (Profiled), so that finding the deposit again needs no profile read.
+	Profiled bool   `json:"p,omitempty"`
+	Country  string `json:"c,omitempty"`
+	KYCLevel int    `json:"v,omitempty"`
 }
 
 // sealer seals and opens values with one key.

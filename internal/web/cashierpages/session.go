@@ -102,7 +102,8 @@ func (s *screens) open(w http.ResponseWriter, r *http.Request, op operation) {
 	// Show the first screen at once, as if the browser had been redirected
 	// to the token-less URL: the page's script replaces the address (no
 	// round trip), and without JavaScript a <meta> refresh goes there.
-	r2 := r.Clone(context.WithValue(r.Context(), canonicalKey{}, canonical))
+	ctx := context.WithValue(context.WithValue(r.Context(), canonicalKey{}, canonical), openedKey{}, sess)
+	r2 := r.Clone(ctx)
 	r2.URL.RawQuery = url.Values{"s": {raw}}.Encode()
 	r2.RequestURI = canonical
 	r2.Form = nil
@@ -116,6 +117,20 @@ func (s *screens) open(w http.ResponseWriter, r *http.Request, op operation) {
 // canonicalKey marks a first screen shown in answer to the token URL; its
 // value is the URL the page stands for.
 type canonicalKey struct{}
+
+// openedKey carries the session just opened to the first screen, which
+// then needs no read to resolve it.
+type openedKey struct{}
+
+// session resolves the session of a handle: the one this request opened,
+// or the stored one.
+func (s *screens) session(r *http.Request, token string) (identity.CashierSession, error) {
+	if sess, ok := r.Context().Value(openedKey{}).(identity.CashierSession); ok && sess.Token == token {
+		sess.Token = ""
+		return sess, nil
+	}
+	return s.id.Session(r.Context(), token)
+}
 
 // tokenError explains why the token of a first request did not open the
 // cashier: a clear page with a 4xx status.
@@ -152,7 +167,7 @@ func (s *screens) flowOf(w http.ResponseWriter, r *http.Request) (*flow, bool) {
 		return nil, false
 	}
 	f.p = prefs{Lang: f.h.Lang, Theme: f.h.Theme, Source: f.h.Source}
-	sess, err := s.id.Session(r.Context(), f.h.Session)
+	sess, err := s.session(r, f.h.Session)
 	if err != nil {
 		switch errs.CodeOf(err) {
 		case errs.Invalid, errs.NotFound, errs.Expired:
