@@ -297,7 +297,7 @@ func (s *Server) emit(ctx context.Context, tx *sqlstore.Tx, c *change) error {
 			copies = 2
 		}
 		for n := range copies {
-			if err := s.enqueueDelivery(ctx, tx, id, strconv.Itoa(n+1), runAt); err != nil {
+			if err := s.enqueueDelivery(ctx, tx, id, body, strconv.Itoa(n+1), runAt); err != nil {
 				return err
 			}
 		}
@@ -423,7 +423,19 @@ func (s *Server) timerJob(ctx context.Context, j jobs.Job) error {
 	if err := json.Unmarshal(j.Payload, &p); err != nil {
 		return jobs.Permanent(err)
 	}
-	_, err := s.mutate(ctx, p.ID, func(c *change) error {
+	// Most timers find their payment finished (paid before it could
+	// expire): a look without a lock settles those.
+	o, err := s.byID(ctx, p.ID)
+	if errs.Is(err, errs.NotFound) {
+		return jobs.Permanent(err)
+	}
+	if err != nil {
+		return err
+	}
+	if o.final() {
+		return nil
+	}
+	_, err = s.mutate(ctx, p.ID, func(c *change) error {
 		switch p.Action {
 		case timerExpire:
 			return s.expire(c)

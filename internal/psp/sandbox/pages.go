@@ -187,23 +187,32 @@ func parseExpiry(s string) (month, year int, ok bool) {
 }
 
 // checkoutCard is POST /sandbox/checkout/{id}/card.
+//
+// A valid card goes straight to the payment under its lock (which checks
+// that the payment waits for a card); the payment is read first only to
+// show the form again with what is wrong.
 func (s *Server) checkoutCard(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-	o, err := s.payment(r.Context(), r.PathValue("id"))
-	if err != nil {
-		s.pageError(w, r, err)
-		return
-	}
-	if o.Status != StatusRequiresAction || o.Method != psp.Card {
-		http.Redirect(w, r, s.base.Path+"/checkout/"+o.ID, http.StatusSeeOther)
-		return
-	}
 	card, problem := s.cardForm(r)
 	if problem != "" {
+		o, err := s.payment(r.Context(), r.PathValue("id"))
+		if err != nil {
+			s.pageError(w, r, err)
+			return
+		}
+		if o.Status != StatusRequiresAction || o.Method != psp.Card {
+			http.Redirect(w, r, s.base.Path+"/checkout/"+o.ID, http.StatusSeeOther)
+			return
+		}
 		s.render(w, r, http.StatusUnprocessableEntity, "card.html", s.checkoutData(o, problem))
 		return
 	}
-	o, err = s.mutate(r.Context(), o.ID, func(c *change) error { return s.cardSubmitted(c, card) })
+	o, err := s.mutate(r.Context(), r.PathValue("id"), func(c *change) error {
+		if c.obj.Object != "payment" {
+			return errs.E(errs.NotFound, "sandbox.payment", "not a payment")
+		}
+		return s.cardSubmitted(c, card)
+	})
 	if errs.Is(err, errs.Conflict) {
 		http.Redirect(w, r, s.base.Path+"/checkout/"+r.PathValue("id"), http.StatusSeeOther)
 		return

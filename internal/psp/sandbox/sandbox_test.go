@@ -524,3 +524,82 @@ func TestTestCardsAreValidAndDistinct(t *testing.T) {
 		}
 	}
 }
+
+// A delivery posts the event byte for byte as stored, from its job alone;
+// a delivery queued before jobs carried the body (the event's id only)
+// still posts it. A timer that fires after its payment finished (the
+// checkout's expiry after a paid card) changes nothing.
+func TestDeliveriesAndLateTimers(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		r := newRig(t, db, nil)
+		p := r.start(psp.Card, money.New(1000, usd))
+		r.drain()
+		status, _, _ := r.do("POST", p.RedirectURL+"/card", url.Values{"number": {"4242424242424242"}, "expiry": {"12/30"}, "cvc": {"123"}}, nil)
+		if status != http.StatusSeeOther {
+			t.Fatalf("paying: %d", status)
+		}
+		r.drain()
+		stored := map[string]string{}
+		rows, err := db.Query(ctx, `SELECT id, body FROM sandbox_events WHERE payment_id = ?`, p.ProviderRef)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id, body string
+			if err := rows.Scan(&id, &body); err != nil {
+				t.Fatal(err)
+			}
+			stored[id] = body
+		}
+		rows.Close()
+		got := map[string]string{}
+		for _, ev := range r.received() {
+			got[ev.ID] = string(ev.Raw)
+		}
+		if len(stored) != 3 {
+			t.Fatalf("%d events stored, want 3 (requires_action, authorised, succeeded)", len(stored))
+		}
+		if diff := cmp.Diff(stored, got); diff != "" {
+			t.Errorf("posted bodies (-stored +posted):\n%s", diff)
+		}
+
+		// A delivery job from before the body was carried.
+		var first string
+		for id := range stored {
+			if first == "" || id < first {
+				first = id
+			}
+		}
+		if err := db.Transact(ctx, func(tx *sqlstore.Tx) error {
+			_, err := jobs.Enqueue(ctx, tx, jobs.NewJob{Kind: webhookJobKind, Payload: map[string]string{"eventId": first}, DedupKey: first + ":legacy"})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		r.drain()
+		evs := r.received()
+		if last := evs[len(evs)-1]; last.ID != first || string(last.Raw) != stored[first] {
+			t.Errorf("legacy delivery posted %s %q, want %s as stored", last.ID, last.Raw, first)
+		}
+		var deliveries int
+		if err := db.QueryRow(ctx, `SELECT deliveries FROM sandbox_events WHERE id = ?`, first).Scan(&deliveries); err != nil || deliveries != 2 {
+			t.Errorf("deliveries of %s: %d, %v; want 2", first, deliveries, err)
+		}
+
+		// The checkout's expiry comes due after the payment succeeded.
+		r.clk.Advance(DefaultCheckoutTTL + time.Minute)
+		r.drain()
+		after, err := r.client.PaymentStatus(ctx, p.ID)
+		if err != nil || after.Status != psp.Succeeded {
+			t.Errorf("after the expiry timer: %+v, %v; want still succeeded", after, err)
+		}
+		var n int
+		if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM sandbox_events WHERE payment_id = ?`, p.ProviderRef).Scan(&n); err != nil || n != 3 {
+			t.Errorf("events after the expiry timer: %d, %v; want the same 3", n, err)
+		}
+		if done, err := jobs.List(ctx, db, jobs.Filter{Kind: timerJobKind, State: jobs.Done}); err != nil || len(done) != 1 {
+			t.Errorf("expiry timers done: %d, %v; want 1", len(done), err)
+		}
+	}, Schema, jobs.Schema)
+}

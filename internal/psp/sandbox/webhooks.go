@@ -3,7 +3,9 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,15 +37,20 @@ func webhookRetryAfter(n int) time.Duration {
 	return min(d, WebhookRetryMax)
 }
 
+// deliveryPayload is a delivery job's: the event and its body, so that a
+// delivery reads nothing before it posts (jobs enqueued before the body
+// was carried have only the id; the body is then read).
 type deliveryPayload struct {
-	EventID string `json:"eventId"`
+	EventID string          `json:"eventId"`
+	Body    json.RawMessage `json:"body,omitempty"`
 }
 
-// enqueueDelivery schedules one delivery of an event; copyKey distinguishes
-// the deliveries of one event (a duplicate, a resend).
-func (s *Server) enqueueDelivery(ctx context.Context, tx *sqlstore.Tx, eventID, copyKey string, runAt time.Time) error {
+// enqueueDelivery schedules one delivery of an event with its body;
+// copyKey distinguishes the deliveries of one event (a duplicate, a
+// resend).
+func (s *Server) enqueueDelivery(ctx context.Context, tx *sqlstore.Tx, eventID string, body []byte, copyKey string, runAt time.Time) error {
 	_, err := jobs.Enqueue(ctx, tx, jobs.NewJob{
-		Kind: webhookJobKind, Payload: deliveryPayload{EventID: eventID},
+		Kind: webhookJobKind, Payload: deliveryPayload{EventID: eventID, Body: body},
 		DedupKey: eventID + ":" + copyKey, RunAt: runAt, MaxAttempts: WebhookAttempts,
 	})
 	return errs.Wrap("sandbox.enqueueDelivery", err)
@@ -56,17 +63,18 @@ func (s *Server) resend(ctx context.Context, eventID string) error {
 		return err
 	}
 	return s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM sandbox_events WHERE id = ?`, eventID).Scan(&n); err != nil {
-			return errs.Wrap("sandbox.resend", err)
-		}
-		if n == 0 {
+		var body []byte
+		err := tx.QueryRow(ctx, `SELECT body FROM sandbox_events WHERE id = ?`, eventID).Scan(&body)
+		if errors.Is(err, sql.ErrNoRows) {
 			return errs.Ef(errs.NotFound, "sandbox.resend", "no event %s", eventID)
+		}
+		if err != nil {
+			return errs.Wrap("sandbox.resend", err)
 		}
 		if s.opts.Notify != nil {
 			tx.AfterCommit(s.opts.Notify)
 		}
-		return s.enqueueDelivery(ctx, tx, eventID, copyKey, time.Time{})
+		return s.enqueueDelivery(ctx, tx, eventID, body, copyKey, time.Time{})
 	})
 }
 
@@ -77,10 +85,11 @@ func (s *Server) deliverJob(ctx context.Context, j jobs.Job) error {
 	if err := json.Unmarshal(j.Payload, &p); err != nil {
 		return jobs.Permanent(err)
 	}
-	var body []byte
-	err := s.db.QueryRow(ctx, `SELECT body FROM sandbox_events WHERE id = ?`, p.EventID).Scan(&body)
-	if err != nil {
-		return jobs.Permanent(fmt.Errorf("sandbox: event %s: %w", p.EventID, err))
+	body := []byte(p.Body)
+	if len(body) == 0 {
+		if err := s.db.QueryRow(ctx, `SELECT body FROM sandbox_events WHERE id = ?`, p.EventID).Scan(&body); err != nil {
+			return jobs.Permanent(fmt.Errorf("sandbox: event %s: %w", p.EventID, err))
+		}
 	}
 	status, sendErr := s.post(ctx, p.EventID, body)
 	now := s.clock.Now()
