@@ -1,10 +1,12 @@
 package payments
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/url"
 	"time"
@@ -545,16 +547,17 @@ func (s *Service) ApplyEvent(ctx context.Context, provider string, ev psp.Event)
 // payment it names. known, when set, is the payment as the caller read it
 // moments ago (Start and Poll do); otherwise apply reads it.
 //
-// Most snapshots change nothing: a webhook repeating what the start answer
-// said, one that arrives after a later one, a status answer with no news.
-// A payment only moves forward, so a snapshot that changes nothing in the
-// payment as read changes nothing in any later state of it either; such a
-// snapshot is stored with its outcome in one statement, without a
-// transaction or a lock on the payment. A snapshot that changes the payment
-// is applied in one transaction under the payment's row lock, deciding
-// again on the locked row, and its event is stored there with the outcome.
-// Either way every snapshot is stored exactly once (a provider event id
-// already stored reports OutcomeDuplicate and stores nothing).
+// The snapshot is decided on that read, without a lock. A payment only
+// moves forward, so a snapshot that changes nothing in the payment as read
+// changes nothing in any later state of it either (a webhook repeating the
+// start answer, one that arrives after a later one, a status answer with
+// no news): it is stored with its outcome in one statement, without a
+// transaction. A snapshot that changes the payment is applied in one
+// transaction that stores the event and updates the payment only if it is
+// still as read (its updated_at, which every change moves forward); if
+// another change came first, it is decided again under the payment's row
+// lock. Either way every snapshot is stored exactly once (a provider event
+// id already stored reports OutcomeDuplicate and stores nothing).
 func (s *Service) apply(ctx context.Context, provider string, snap snapshot, source, providerEventID string, known *Payment) (Payment, Outcome, error) {
 	const op = "payments.apply"
 	eventID, err := newEventID()
@@ -579,7 +582,8 @@ func (s *Service) apply(ctx context.Context, provider string, snap snapshot, sou
 	} else if err != nil {
 		return Payment{}, "", errs.Wrap(op, err)
 	}
-	if pl := plan(cur, provider, snap, s.now()); !pl.changes {
+	pl := plan(cur, provider, snap, s.now())
+	if !pl.changes {
 		ev.PaymentID, ev.Outcome = cur.ID, pl.outcome
 		stored, err := insertEvent(ctx, s.db, ev)
 		if err != nil {
@@ -595,39 +599,87 @@ func (s *Service) apply(ctx context.Context, provider string, snap snapshot, sou
 		out     Payment
 		outcome Outcome
 	)
+	// The change, if the payment is still as read.
 	err = s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
-		p, err := s.getTx(ctx, tx, snap.ID, true)
-		if err != nil {
-			return err
-		}
-		now := s.now()
-		pl := plan(p, provider, snap, now)
-		ev.PaymentID, ev.Outcome = p.ID, pl.outcome
+		out, outcome = Payment{}, ""
+		ev.PaymentID, ev.Outcome = cur.ID, pl.outcome
 		stored, err := insertEvent(ctx, tx, ev)
 		if err != nil {
 			return err
 		}
 		if !stored {
-			out, outcome = p, OutcomeDuplicate
+			out, outcome = cur, OutcomeDuplicate
 			return nil
+		}
+		if ok, err := updatePaymentIf(ctx, tx, pl.next, cur.UpdatedAt); err != nil || !ok {
+			return cmp.Or(err, errMoved)
 		}
 		out, outcome = pl.next, pl.outcome
-		if !pl.changes {
-			s.logUnchanged(ctx, p, provider, snap, providerEventID, pl.outcome)
-			return nil
-		}
-		if err := updatePayment(ctx, tx, pl.next); err != nil {
-			return err
-		}
-		if pl.next.Status != p.Status {
-			return s.recordChange(ctx, tx, p.Status, pl.next, source, eventID, "")
+		if pl.next.Status != cur.Status {
+			return s.recordChange(ctx, tx, cur.Status, pl.next, source, eventID, "")
 		}
 		return nil
+	})
+	if !errors.Is(err, errMoved) {
+		if err != nil {
+			return Payment{}, "", errs.Wrap(op, err)
+		}
+		return out, outcome, nil
+	}
+	// Another change came first: decide again under the lock. The event
+	// is stored before the payment is locked, as above, so that two
+	// deliveries of one event take their locks in the same order.
+	err = s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
+		ev.PaymentID, ev.Outcome = cur.ID, OutcomeUnchanged
+		stored, err := insertEvent(ctx, tx, ev)
+		if err != nil {
+			return err
+		}
+		if !stored {
+			out, outcome = cur, OutcomeDuplicate
+			return nil
+		}
+		p, err := s.getTx(ctx, tx, snap.ID, true)
+		if err != nil {
+			return err
+		}
+		pl := plan(p, provider, snap, s.now())
+		out, outcome = pl.next, pl.outcome
+		if pl.changes {
+			if err := updatePayment(ctx, tx, pl.next); err != nil {
+				return err
+			}
+			if pl.next.Status != p.Status {
+				if err := s.recordChange(ctx, tx, p.Status, pl.next, source, eventID, ""); err != nil {
+					return err
+				}
+			}
+		} else {
+			s.logUnchanged(ctx, p, provider, snap, providerEventID, pl.outcome)
+		}
+		if pl.outcome == OutcomeUnchanged {
+			return nil
+		}
+		return setEventOutcome(ctx, tx, eventID, pl.outcome)
 	})
 	if err != nil {
 		return Payment{}, "", errs.Wrap(op, err)
 	}
 	return out, outcome, nil
+}
+
+// errMoved rolls back a change decided on a payment that another change
+// has moved since it was read.
+var errMoved = errors.New("payments: the payment changed since it was read")
+
+// changedAt is the updated_at of a change to p at now: now, but always
+// after p's, so that every change moves updated_at forward and a change
+// decided on a read can check that the payment is still as read.
+func changedAt(p Payment, now time.Time) time.Time {
+	if floor := p.UpdatedAt.Add(time.Microsecond); now.Before(floor) {
+		return floor
+	}
+	return now
 }
 
 // applied is what a snapshot does to a payment: the outcome, the payment
@@ -665,7 +717,7 @@ func plan(p Payment, provider string, snap snapshot, now time.Time) applied {
 	if next == p {
 		return applied{outcome: d.outcome, next: p}
 	}
-	next.UpdatedAt = now
+	next.UpdatedAt = changedAt(p, now)
 	return applied{outcome: d.outcome, next: next, changes: true}
 }
 
@@ -743,7 +795,7 @@ func (s *Service) transition(ctx context.Context, id string, to Status, reason, 
 			return errs.Ef(errs.Conflict, op, "payment %s is %s", id, p.Status)
 		}
 		from := p.Status
-		now := s.now()
+		now := changedAt(p, s.now())
 		p.Status, p.Reason, p.Message, p.UpdatedAt = to, reason, message, now
 		if to.Final() {
 			p.FinalAt = now

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -755,6 +756,150 @@ func TestUnchangingEventsAreStoredOnceWithoutWaitingForThePayment(t *testing.T) 
 		}
 		if len(hist) != 3 || hist[2].EventID != events[2].ID {
 			t.Errorf("history %+v: want created, pending and succeeded, the last caused by event %s", hist, events[2].ID)
+		}
+	}, Schema, jobs.Schema)
+}
+
+// A change decided on a read that another change has overtaken is decided
+// again on the payment as it is: it is neither lost nor applied on top of
+// the old state.
+func TestChangeDecidedOnAnOvertakenReadIsDecidedAgain(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		p := e.deposit(t, "card", amt(t, "100.00", usd), usd)
+		read, err := e.svc.Get(ctx, p.ID) // pending, as a webhook would read it
+		if err != nil {
+			t.Fatal(err)
+		}
+		authorised := e.fake.set(p.ID, func(x *psp.Payment) { x.Status = psp.Authorised })
+		succeeded := e.fake.set(p.ID, func(x *psp.Payment) { x.Status, x.Received = psp.Succeeded, x.Amount })
+
+		// Another delivery applies authorised after our read.
+		if out, err := e.svc.ApplyEvent(ctx, "fake", event("evt_a", authorised)); err != nil || out != OutcomeApplied {
+			t.Fatalf("authorised: %s, %v", out, err)
+		}
+		steps := []struct {
+			name   string
+			snap   psp.Payment
+			id     string
+			want   Outcome
+			status Status
+		}{
+			{"succeeded decided on the pending read", succeeded, "evt_s", OutcomeApplied, Succeeded},
+			{"authorised again under another id, decided on the pending read", authorised, "evt_a2", OutcomeStale, Succeeded},
+		}
+		for _, st := range steps {
+			raw, _ := json.Marshal(map[string]any{"id": st.id})
+			snap := paymentSnapshot(st.snap)
+			snap.Raw = raw
+			got, out, err := e.svc.apply(ctx, "fake", snap, SourceWebhook, st.id, &read)
+			if err != nil || out != st.want || got.Status != st.status {
+				t.Errorf("%s: %s, %s, %v; want %s, %s", st.name, out, got.Status, err, st.want, st.status)
+			}
+		}
+		if diff := cmp.Diff([]string{"created>pending@start", "pending>authorised@webhook", "authorised>succeeded@webhook"}, e.observed()); diff != "" {
+			t.Errorf("observer (-want +got):\n%s", diff)
+		}
+		events, err := e.svc.Events(ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var outcomes []Outcome
+		for _, ev := range events {
+			outcomes = append(outcomes, ev.Outcome)
+		}
+		if diff := cmp.Diff([]Outcome{OutcomeApplied, OutcomeApplied, OutcomeApplied, OutcomeStale}, outcomes); diff != "" {
+			t.Errorf("stored outcomes, each event once (-want +got):\n%s", diff)
+		}
+		final, _ := e.svc.Get(ctx, p.ID)
+		if final.Received != p.Gross || final.FinalAt.IsZero() || !final.UpdatedAt.After(read.UpdatedAt) {
+			t.Errorf("final payment: received %s, final at %v, updated %v (read at %v)", final.Received, final.FinalAt, final.UpdatedAt, read.UpdatedAt)
+		}
+	}, Schema, jobs.Schema)
+}
+
+// Every change moves updated_at forward, even within one microsecond of the
+// last (the fake clock does not move here), so a change decided on a read
+// can tell whether the payment is still as read.
+func TestEveryChangeMovesUpdatedAtForward(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		p := e.deposit(t, "card", amt(t, "100.00", usd), usd)
+		last := p.UpdatedAt
+		for i, st := range []psp.Status{psp.Authorised, psp.Succeeded} {
+			snap := e.fake.set(p.ID, func(x *psp.Payment) { x.Status, x.Received = st, x.Amount })
+			if out, err := e.svc.ApplyEvent(ctx, "fake", event("evt_"+string(st), snap)); err != nil || out != OutcomeApplied {
+				t.Fatalf("%s: %s, %v", st, out, err)
+			}
+			got, _ := e.svc.Get(ctx, p.ID)
+			if !got.UpdatedAt.After(last) {
+				t.Errorf("change %d: updated at %v, not after %v", i+1, got.UpdatedAt, last)
+			}
+			last = got.UpdatedAt
+		}
+	}, Schema, jobs.Schema)
+}
+
+// Events for one payment delivered at the same time, twice each, move it
+// forward once: the observer hears each status once, in order, and the
+// history never goes back.
+func TestConcurrentEventsMoveAPaymentOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		const payments = 6
+		var ps []Payment
+		for range payments {
+			ps = append(ps, e.deposit(t, "card", amt(t, "100.00", usd), usd))
+		}
+		var wg sync.WaitGroup
+		for i, p := range ps {
+			authorised := e.fake.set(p.ID, func(x *psp.Payment) { x.Status = psp.Authorised })
+			succeeded := e.fake.set(p.ID, func(x *psp.Payment) { x.Status, x.Received = psp.Succeeded, x.Amount })
+			for _, ev := range []psp.Event{
+				event(fmt.Sprintf("evt_%d_a", i), authorised), event(fmt.Sprintf("evt_%d_s", i), succeeded),
+				event(fmt.Sprintf("evt_%d_a", i), authorised), event(fmt.Sprintf("evt_%d_s", i), succeeded),
+			} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := e.svc.ApplyEvent(ctx, "fake", ev); err != nil {
+						t.Errorf("%s: %v", ev.ID, err)
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		rank := map[Status]int{Created: 0, Pending: 1, Authorised: 2, Succeeded: 3}
+		for _, p := range ps {
+			got, _ := e.svc.Get(ctx, p.ID)
+			if got.Status != Succeeded {
+				t.Errorf("%s: %s, want succeeded", p.ID, got.Status)
+			}
+			hist, err := e.svc.History(ctx, p.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i < len(hist); i++ {
+				if hist[i].From != hist[i-1].To || rank[hist[i].To] <= rank[hist[i].From] {
+					t.Errorf("%s: history %v goes back or skips a step", p.ID, hist)
+				}
+			}
+			events, _ := e.svc.Events(ctx, p.ID)
+			if len(events) != 3 {
+				t.Errorf("%s: %d events stored, want the start answer and each webhook once", p.ID, len(events))
+			}
+		}
+		finals := 0
+		for _, c := range e.observed() {
+			if strings.HasSuffix(c, ">succeeded@webhook") {
+				finals++
+			}
+		}
+		if finals != payments {
+			t.Errorf("observer heard %d successes for %d payments", finals, payments)
 		}
 	}, Schema, jobs.Schema)
 }

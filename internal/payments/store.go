@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -194,14 +195,28 @@ func insertPayment(ctx context.Context, tx *sqlstore.Tx, p Payment, requestHash 
 
 // updatePayment writes the fields that change after creation.
 func updatePayment(ctx context.Context, tx *sqlstore.Tx, p Payment) error {
+	_, err := writePayment(ctx, tx, p, "")
+	return err
+}
+
+// updatePaymentIf is updatePayment for a payment still as read: its stored
+// updated_at is readAt. It reports false, writing nothing, when another
+// change came first.
+func updatePaymentIf(ctx context.Context, tx *sqlstore.Tx, p Payment, readAt time.Time) (bool, error) {
+	return writePayment(ctx, tx, p, ` AND updated_at = ?`, sqlstore.Micros(readAt))
+}
+
+// writePayment updates p's row with cond (and its arguments) added to its
+// WHERE clause and reports whether it did.
+func writePayment(ctx context.Context, tx *sqlstore.Tx, p Payment, cond string, condArgs ...any) (bool, error) {
 	const op = "payments.update"
 	instructions, err := nullJSON(p.Instructions, p.Instructions != nil)
 	if err != nil {
-		return err
+		return false, err
 	}
 	instrument, err := nullJSON(p.Instrument, p.Instrument != psp.Instrument{})
 	if err != nil {
-		return err
+		return false, err
 	}
 	var providerRef, received, receivedCur any
 	if p.ProviderRef != "" {
@@ -210,15 +225,20 @@ func updatePayment(ctx context.Context, tx *sqlstore.Tx, p Payment) error {
 	if p.Received.Currency().Code != "" {
 		received, receivedCur = p.Received.Minor(), p.Received.Currency().Code
 	}
-	_, err = tx.Exec(ctx, `UPDATE payments SET provider_ref = ?, status = ?, reason = ?, message = ?,
+	res, err := tx.Exec(ctx, `UPDATE payments SET provider_ref = ?, status = ?, reason = ?, message = ?,
 		received_minor = ?, received_currency = ?, next_kind = ?, redirect_url = ?, instructions = ?, instrument = ?,
-		confirmations = ?, provider_seq = ?, updated_at = ?, final_at = ? WHERE id = ?`,
-		providerRef, string(p.Status), p.Reason, p.Message, received, receivedCur, string(p.Next), p.RedirectURL,
-		instructions, instrument, p.Confirmations, p.ProviderSeq, sqlstore.Micros(p.UpdatedAt), sqlstore.NullMicros(p.FinalAt), p.ID)
+		confirmations = ?, provider_seq = ?, updated_at = ?, final_at = ? WHERE id = ?`+cond,
+		append([]any{providerRef, string(p.Status), p.Reason, p.Message, received, receivedCur, string(p.Next), p.RedirectURL,
+			instructions, instrument, p.Confirmations, p.ProviderSeq, sqlstore.Micros(p.UpdatedAt), sqlstore.NullMicros(p.FinalAt), p.ID},
+			condArgs...)...)
 	if sqlstore.IsUniqueViolation(err) {
-		return errs.Ef(errs.Conflict, op, "provider reference %s of %s already belongs to another payment", p.ProviderRef, p.ID)
+		return false, errs.Ef(errs.Conflict, op, "provider reference %s of %s already belongs to another payment", p.ProviderRef, p.ID)
 	}
-	return errs.Wrap(op, err)
+	if err != nil {
+		return false, errs.Wrap(op, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, errs.Wrap(op, err)
 }
 
 func insertHistory(ctx context.Context, tx *sqlstore.Tx, id string, c StatusChange) error {
@@ -265,6 +285,12 @@ func insertEvent(ctx context.Context, q execer, e StoredEvent) (bool, error) {
 		return false, errs.Wrap(op, err)
 	}
 	return n == 1, nil
+}
+
+// setEventOutcome records what a stored event did.
+func setEventOutcome(ctx context.Context, tx *sqlstore.Tx, eventID string, o Outcome) error {
+	_, err := tx.Exec(ctx, `UPDATE payment_events SET outcome = ? WHERE id = ?`, string(o), eventID)
+	return errs.Wrap("payments.setEventOutcome", err)
 }
 
 // Get returns the payment with the given id. It returns an errs.NotFound
