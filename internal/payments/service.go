@@ -1,12 +1,10 @@
 package payments
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/url"
 	"time"
@@ -553,11 +551,14 @@ func (s *Service) ApplyEvent(ctx context.Context, provider string, ev psp.Event)
 // start answer, one that arrives after a later one, a status answer with
 // no news): it is stored with its outcome in one statement, without a
 // transaction. A snapshot that changes the payment is applied in one
-// transaction that stores the event and updates the payment only if it is
+// transaction that stores the event and updates the payment if it is
 // still as read (its updated_at, which every change moves forward); if
-// another change came first, it is decided again under the payment's row
-// lock. Either way every snapshot is stored exactly once (a provider event
-// id already stored reports OutcomeDuplicate and stores nothing).
+// another change came first, the snapshot is decided again in the same
+// transaction under the payment's row lock. Either way every snapshot is
+// stored exactly once (a provider event id already stored reports
+// OutcomeDuplicate and stores nothing), and the event is stored before the
+// payment is locked, so two deliveries of one event take their locks in
+// the same order.
 func (s *Service) apply(ctx context.Context, provider string, snap snapshot, source, providerEventID string, known *Payment) (Payment, Outcome, error) {
 	const op = "payments.apply"
 	eventID, err := newEventID()
@@ -599,9 +600,7 @@ func (s *Service) apply(ctx context.Context, provider string, snap snapshot, sou
 		out     Payment
 		outcome Outcome
 	)
-	// The change, if the payment is still as read.
 	err = s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
-		out, outcome = Payment{}, ""
 		ev.PaymentID, ev.Outcome = cur.ID, pl.outcome
 		stored, err := insertEvent(ctx, tx, ev)
 		if err != nil {
@@ -611,66 +610,44 @@ func (s *Service) apply(ctx context.Context, provider string, snap snapshot, sou
 			out, outcome = cur, OutcomeDuplicate
 			return nil
 		}
-		if ok, err := updatePaymentIf(ctx, tx, pl.next, cur.UpdatedAt); err != nil || !ok {
-			return cmp.Or(err, errMoved)
-		}
-		out, outcome = pl.next, pl.outcome
-		if pl.next.Status != cur.Status {
-			return s.recordChange(ctx, tx, cur.Status, pl.next, source, eventID, "")
-		}
-		return nil
-	})
-	if !errors.Is(err, errMoved) {
-		if err != nil {
-			return Payment{}, "", errs.Wrap(op, err)
-		}
-		return out, outcome, nil
-	}
-	// Another change came first: decide again under the lock. The event
-	// is stored before the payment is locked, as above, so that two
-	// deliveries of one event take their locks in the same order.
-	err = s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
-		ev.PaymentID, ev.Outcome = cur.ID, OutcomeUnchanged
-		stored, err := insertEvent(ctx, tx, ev)
+		from, next, o := cur.Status, pl.next, pl.outcome
+		ok, err := updatePaymentIf(ctx, tx, next, cur.UpdatedAt)
 		if err != nil {
 			return err
 		}
-		if !stored {
-			out, outcome = cur, OutcomeDuplicate
-			return nil
-		}
-		p, err := s.getTx(ctx, tx, snap.ID, true)
-		if err != nil {
-			return err
-		}
-		pl := plan(p, provider, snap, s.now())
-		out, outcome = pl.next, pl.outcome
-		if pl.changes {
-			if err := updatePayment(ctx, tx, pl.next); err != nil {
+		if !ok {
+			// Another change came first: decide again under the lock.
+			p, err := s.getTx(ctx, tx, snap.ID, true)
+			if err != nil {
 				return err
 			}
-			if pl.next.Status != p.Status {
-				if err := s.recordChange(ctx, tx, p.Status, pl.next, source, eventID, ""); err != nil {
+			again := plan(p, provider, snap, s.now())
+			from, next, o = p.Status, again.next, again.outcome
+			if o != pl.outcome {
+				if err := setEventOutcome(ctx, tx, eventID, o); err != nil {
 					return err
 				}
 			}
-		} else {
-			s.logUnchanged(ctx, p, provider, snap, providerEventID, pl.outcome)
+			if !again.changes {
+				s.logUnchanged(ctx, p, provider, snap, providerEventID, o)
+				out, outcome = p, o
+				return nil
+			}
+			if err := updatePayment(ctx, tx, next); err != nil {
+				return err
+			}
 		}
-		if pl.outcome == OutcomeUnchanged {
-			return nil
+		out, outcome = next, o
+		if next.Status != from {
+			return s.recordChange(ctx, tx, from, next, source, eventID, "")
 		}
-		return setEventOutcome(ctx, tx, eventID, pl.outcome)
+		return nil
 	})
 	if err != nil {
 		return Payment{}, "", errs.Wrap(op, err)
 	}
 	return out, outcome, nil
 }
-
-// errMoved rolls back a change decided on a payment that another change
-// has moved since it was read.
-var errMoved = errors.New("payments: the payment changed since it was read")
 
 // changedAt is the updated_at of a change to p at now: now, but always
 // after p's, so that every change moves updated_at forward and a change
