@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/opencashier/cashier/internal/clock"
 	"github.com/opencashier/cashier/internal/jobs"
 	"github.com/opencashier/cashier/internal/money"
@@ -835,6 +837,9 @@ func equalOutcomes(a, b []payments.Outcome) bool {
 	return true
 }
 
+// A webhook the cashier does not acknowledge is sent again, with growing
+// delays, until it is; the events of one change go out in order, so the
+// final event waits until the one before it was acknowledged.
 func TestWebhooksAreRetriedUntilAcknowledged(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
 		w := newWorld(t, db)
@@ -844,21 +849,47 @@ func TestWebhooksAreRetriedUntilAcknowledged(t *testing.T) {
 		w.failIntake = 2
 		w.mu.Unlock()
 		w.do("POST", p.RedirectURL+"/wallet", url.Values{"action": {"approve"}})
-		w.drain() // authorised and succeeded: both fail once
+		w.drain() // authorised fails; succeeded waits behind it
 		if got := w.get(p.ID); got.Status != payments.Pending {
 			t.Fatalf("while the cashier fails: %s", got.Status)
 		}
-		w.wait(sandbox.WebhookRetryBase - time.Second)
+		w.wait(sandbox.WebhookRetryBase) // authorised fails again
 		if got := w.get(p.ID); got.Status != payments.Pending {
-			t.Fatalf("before the retry is due: %s", got.Status)
+			t.Fatalf("after the first retry, which failed: %s", got.Status)
+		}
+		w.wait(2*sandbox.WebhookRetryBase - time.Second)
+		if got := w.get(p.ID); got.Status != payments.Pending {
+			t.Fatalf("before the second retry is due: %s", got.Status)
 		}
 		w.wait(time.Second)
 		if got := w.get(p.ID); got.Status != payments.Succeeded {
-			t.Fatalf("after the retry: %s", got.Status)
+			t.Fatalf("after the second retry: %s", got.Status)
 		}
-		var deliveries int
-		if err := db.QueryRow(context.Background(), `SELECT deliveries FROM sandbox_events WHERE payment_id = ? AND type = 'payment.succeeded'`, p.ProviderRef).Scan(&deliveries); err != nil || deliveries != 2 {
-			t.Errorf("deliveries of the final event: %d, %v; want 2", deliveries, err)
+		deliveries := map[string]int{}
+		rows, err := db.Query(context.Background(), `SELECT type, deliveries FROM sandbox_events WHERE payment_id = ?`, p.ProviderRef)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var typ string
+			var n int
+			if err := rows.Scan(&typ, &n); err != nil {
+				t.Fatal(err)
+			}
+			deliveries[typ] = n
+		}
+		rows.Close()
+		want := map[string]int{"payment.requires_action": 1, "payment.authorised": 3, "payment.succeeded": 1}
+		if diff := cmp.Diff(want, deliveries); diff != "" {
+			t.Errorf("deliveries by event (-want +got):\n%s", diff)
+		}
+		var path []string
+		hist, _ := w.svc.History(context.Background(), p.ID)
+		for _, h := range hist {
+			path = append(path, string(h.To))
+		}
+		if strings.Join(path, ">") != "created>pending>authorised>succeeded" {
+			t.Errorf("status path %v: the events arrived out of order", path)
 		}
 	}, payments.Schema, sandbox.Schema, jobs.Schema)
 }

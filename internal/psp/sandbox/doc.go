@@ -3,7 +3,10 @@
 // with declines and a 3-D Secure step, bank transfers that wait for the
 // money, e-wallet approval, crypto addresses with confirmations, payouts
 // that succeed, are rejected or take time, and webhooks signed with
-// HMAC-SHA256 that are retried until acknowledged. No real money moves.
+// HMAC-SHA256 that are retried until acknowledged. The events of one
+// change (a card authorised and captured) are posted in order by one
+// delivery, each as its own webhook; one that is not acknowledged holds
+// back the ones after it. No real money moves.
 //
 // It has two halves, as with any provider:
 //

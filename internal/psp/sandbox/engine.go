@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -272,6 +273,12 @@ func (s *Server) emit(ctx context.Context, tx *sqlstore.Tx, c *change) error {
 	if err != nil {
 		return err
 	}
+	// The events of one change due at the same time go out together, in
+	// order, in one delivery.
+	var (
+		batches [][]outgoing
+		due     []time.Time
+	)
 	for _, snap := range c.events {
 		id, err := newID("evt_")
 		if err != nil {
@@ -292,12 +299,19 @@ func (s *Server) emit(ctx context.Context, tx *sqlstore.Tx, c *change) error {
 		if set.OutOfOrder && !snap.final() {
 			runAt = c.now.Add(s.opts.OutOfOrderDelay)
 		}
-		copies := 1
-		if set.Duplicate {
-			copies = 2
+		if i := slices.IndexFunc(due, runAt.Equal); i >= 0 {
+			batches[i] = append(batches[i], outgoing{ID: id, Body: body})
+		} else {
+			batches, due = append(batches, []outgoing{{ID: id, Body: body}}), append(due, runAt)
 		}
+	}
+	copies := 1
+	if set.Duplicate {
+		copies = 2
+	}
+	for i, events := range batches {
 		for n := range copies {
-			if err := s.enqueueDelivery(ctx, tx, id, body, strconv.Itoa(n+1), runAt); err != nil {
+			if err := s.enqueueDelivery(ctx, tx, events, strconv.Itoa(n+1), due[i]); err != nil {
 				return err
 			}
 		}

@@ -525,9 +525,9 @@ func TestTestCardsAreValidAndDistinct(t *testing.T) {
 	}
 }
 
-// A delivery posts the event byte for byte as stored, from its job alone;
-// a delivery queued before jobs carried the body (the event's id only)
-// still posts it. A timer that fires after its payment finished (the
+// A delivery posts the events of one change, in order and byte for byte
+// as stored, from its job alone; a delivery queued before jobs carried the
+// body (the event's id only) still posts it. A timer that fires after its payment finished (the
 // checkout's expiry after a paid card) changes nothing.
 func TestDeliveriesAndLateTimers(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
@@ -562,6 +562,18 @@ func TestDeliveriesAndLateTimers(t *testing.T) {
 		}
 		if diff := cmp.Diff(stored, got); diff != "" {
 			t.Errorf("posted bodies (-stored +posted):\n%s", diff)
+		}
+		var order []string
+		for _, ev := range r.received() {
+			order = append(order, string(ev.Payment.Status))
+		}
+		// authorised and succeeded come from one change: one delivery
+		// posts them in order.
+		if diff := cmp.Diff([]string{"pending", "authorised", "succeeded"}, order); diff != "" {
+			t.Errorf("events in the order received (-want +got):\n%s", diff)
+		}
+		if all, err := jobs.List(ctx, db, jobs.Filter{Kind: webhookJobKind}); err != nil || len(all) != 2 {
+			t.Errorf("delivery jobs: %d, %v; want 2 (one per change)", len(all), err)
 		}
 
 		// A delivery job from before the body was carried.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/opencashier/cashier/internal/errs"
@@ -37,21 +38,28 @@ func webhookRetryAfter(n int) time.Duration {
 	return min(d, WebhookRetryMax)
 }
 
-// deliveryPayload is a delivery job's: the event and its body, so that a
-// delivery reads nothing before it posts (jobs enqueued before the body
-// was carried have only the id; the body is then read).
-type deliveryPayload struct {
-	EventID string          `json:"eventId"`
-	Body    json.RawMessage `json:"body,omitempty"`
+// outgoing is one event a delivery posts, with its body, so that a
+// delivery reads nothing before it posts.
+type outgoing struct {
+	ID   string          `json:"id"`
+	Body json.RawMessage `json:"body"`
 }
 
-// enqueueDelivery schedules one delivery of an event with its body;
-// copyKey distinguishes the deliveries of one event (a duplicate, a
-// resend).
-func (s *Server) enqueueDelivery(ctx context.Context, tx *sqlstore.Tx, eventID string, body []byte, copyKey string, runAt time.Time) error {
+// deliveryPayload is a delivery job's: the events it posts, in order.
+// Jobs enqueued before deliveries carried their events have EventID only;
+// the body is then read.
+type deliveryPayload struct {
+	Events  []outgoing `json:"events,omitempty"`
+	EventID string     `json:"eventId,omitempty"`
+}
+
+// enqueueDelivery schedules one delivery of events (in order, one POST
+// each); copyKey distinguishes the deliveries of the same events (a
+// duplicate, a resend).
+func (s *Server) enqueueDelivery(ctx context.Context, tx *sqlstore.Tx, events []outgoing, copyKey string, runAt time.Time) error {
 	_, err := jobs.Enqueue(ctx, tx, jobs.NewJob{
-		Kind: webhookJobKind, Payload: deliveryPayload{EventID: eventID, Body: body},
-		DedupKey: eventID + ":" + copyKey, RunAt: runAt, MaxAttempts: WebhookAttempts,
+		Kind: webhookJobKind, Payload: deliveryPayload{Events: events},
+		DedupKey: events[0].ID + ":" + copyKey, RunAt: runAt, MaxAttempts: WebhookAttempts,
 	})
 	return errs.Wrap("sandbox.enqueueDelivery", err)
 }
@@ -74,41 +82,85 @@ func (s *Server) resend(ctx context.Context, eventID string) error {
 		if s.opts.Notify != nil {
 			tx.AfterCommit(s.opts.Notify)
 		}
-		return s.enqueueDelivery(ctx, tx, eventID, body, copyKey, time.Time{})
+		return s.enqueueDelivery(ctx, tx, []outgoing{{ID: eventID, Body: body}}, copyKey, time.Time{})
 	})
 }
 
-// deliverJob posts one event to the webhook URL, signed with the current
-// time, and records the attempt. Anything but a 2xx answer is retried.
+// deliverJob posts a delivery's events to the webhook URL in order, each
+// signed with the current time, and records each attempt. The first event
+// not answered with 2xx stops the delivery, which is retried from there:
+// an event is not sent before the ones of its change that come before it
+// were acknowledged (a retry skips the events this delivery's earlier
+// attempts had delivered, or another delivery of them).
 func (s *Server) deliverJob(ctx context.Context, j jobs.Job) error {
 	var p deliveryPayload
 	if err := json.Unmarshal(j.Payload, &p); err != nil {
 		return jobs.Permanent(err)
 	}
-	body := []byte(p.Body)
-	if len(body) == 0 {
+	events := p.Events
+	if len(events) == 0 {
+		var body []byte
 		if err := s.db.QueryRow(ctx, `SELECT body FROM sandbox_events WHERE id = ?`, p.EventID).Scan(&body); err != nil {
 			return jobs.Permanent(fmt.Errorf("sandbox: event %s: %w", p.EventID, err))
 		}
+		events = []outgoing{{ID: p.EventID, Body: body}}
 	}
-	status, sendErr := s.post(ctx, p.EventID, body)
-	now := s.clock.Now()
-	var delivered any
-	lastErr := ""
-	if sendErr == nil {
-		delivered = sqlstore.Micros(now)
-	} else {
-		lastErr = sendErr.Error()
+	if j.Attempt > 1 && len(events) > 1 {
+		var err error
+		if events, err = s.undelivered(ctx, events); err != nil {
+			return err
+		}
 	}
-	if _, err := s.db.Exec(ctx, `UPDATE sandbox_events SET deliveries = deliveries + 1, last_status = ?, last_error = ?,
-		delivered_at = COALESCE(delivered_at, ?) WHERE id = ?`, status, lastErr, delivered, p.EventID); err != nil {
-		return errs.Wrap("sandbox.deliver", err)
-	}
-	if sendErr != nil {
-		s.log.InfoContext(ctx, "webhook not acknowledged; will retry", "event", p.EventID, "attempt", j.Attempt, "status", status, "err", sendErr)
-		return jobs.Retry(webhookRetryAfter(j.Attempt), sendErr)
+	for _, ev := range events {
+		status, sendErr := s.post(ctx, ev.ID, ev.Body)
+		var delivered any
+		lastErr := ""
+		if sendErr == nil {
+			delivered = sqlstore.Micros(s.clock.Now())
+		} else {
+			lastErr = sendErr.Error()
+		}
+		if _, err := s.db.Exec(ctx, `UPDATE sandbox_events SET deliveries = deliveries + 1, last_status = ?, last_error = ?,
+			delivered_at = COALESCE(delivered_at, ?) WHERE id = ?`, status, lastErr, delivered, ev.ID); err != nil {
+			return errs.Wrap("sandbox.deliver", err)
+		}
+		if sendErr != nil {
+			s.log.InfoContext(ctx, "webhook not acknowledged; will retry", "event", ev.ID, "attempt", j.Attempt, "status", status, "err", sendErr)
+			return jobs.Retry(webhookRetryAfter(j.Attempt), sendErr)
+		}
 	}
 	return nil
+}
+
+// undelivered returns the events of a delivery that were not delivered
+// yet, in order: from the first one without a delivery on.
+func (s *Server) undelivered(ctx context.Context, events []outgoing) ([]outgoing, error) {
+	args := make([]any, len(events))
+	for i, ev := range events {
+		args[i] = ev.ID
+	}
+	rows, err := s.db.Query(ctx, `SELECT id FROM sandbox_events WHERE delivered_at IS NOT NULL AND id IN (?`+strings.Repeat(", ?", len(events)-1)+`)`, args...)
+	if err != nil {
+		return nil, errs.Wrap("sandbox.deliver", err)
+	}
+	defer rows.Close()
+	done := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, errs.Wrap("sandbox.deliver", err)
+		}
+		done[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, errs.Wrap("sandbox.deliver", err)
+	}
+	for i, ev := range events {
+		if !done[ev.ID] {
+			return events[i:], nil
+		}
+	}
+	return nil, nil
 }
 
 // post sends a signed event and returns the HTTP status (0 when there was
