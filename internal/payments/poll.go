@@ -113,6 +113,6 @@ func (s *Service) Poll(ctx context.Context, id string) (Payment, error) {
 	if err != nil {
 		return p, errs.Wrap(op, err)
 	}
-	p, _, err = s.apply(ctx, p.Provider, snap, SourcePoll, "", &p)
+	p, _, err = s.apply(ctx, p.Provider, snap, SourcePoll, "")
 	return p, errs.Wrap(op, err)
 }

@@ -87,6 +87,9 @@ type Service struct {
 	pollMax   time.Duration
 	maxPolls  int
 	notify    func()
+	// decided, when set (by tests), runs after a change was decided on
+	// the unlocked read and before it is written.
+	decided func(ctx context.Context, paymentID string)
 }
 
 // NewService returns a service over db (migrated with Schema and
@@ -493,7 +496,7 @@ func (s *Service) start(ctx context.Context, p Payment) (Payment, error) {
 	if snap.ID != p.ID {
 		return p, errs.Ef(errs.Internal, op, "provider %s answered for payment %q when asked for %s", p.Provider, snap.ID, p.ID)
 	}
-	p, _, err = s.apply(ctx, p.Provider, snap, SourceStart, "", &p)
+	p, _, err = s.apply(ctx, p.Provider, snap, SourceStart, "")
 	return p, errs.Wrap(op, err)
 }
 
@@ -537,15 +540,16 @@ func (s *Service) ApplyEvent(ctx context.Context, provider string, ev psp.Event)
 		return "", errs.E(errs.Invalid, op, "event has no id")
 	}
 	snap.Raw = ev.Raw
-	_, out, err := s.apply(ctx, provider, snap, SourceWebhook, ev.ID, nil)
+	_, out, err := s.apply(ctx, provider, snap, SourceWebhook, ev.ID)
 	return out, errs.Wrap(op, err)
 }
 
 // apply stores a provider snapshot as an event and applies it to the
-// payment it names. known, when set, is the payment as the caller read it
-// moments ago (Start and Poll do); otherwise apply reads it.
+// payment it names.
 //
-// The snapshot is decided on that read, without a lock. A payment only
+// The snapshot is decided on a read of the payment without a lock, made
+// after the snapshot arrived (a start answer races the provider's first
+// webhook, which often lands first and says the same). A payment only
 // moves forward, so a snapshot that changes nothing in the payment as read
 // changes nothing in any later state of it either (a webhook repeating the
 // start answer, one that arrives after a later one, a status answer with
@@ -559,17 +563,15 @@ func (s *Service) ApplyEvent(ctx context.Context, provider string, ev psp.Event)
 // OutcomeDuplicate and stores nothing), and the event is stored before the
 // payment is locked, so two deliveries of one event take their locks in
 // the same order.
-func (s *Service) apply(ctx context.Context, provider string, snap snapshot, source, providerEventID string, known *Payment) (Payment, Outcome, error) {
+func (s *Service) apply(ctx context.Context, provider string, snap snapshot, source, providerEventID string) (Payment, Outcome, error) {
 	const op = "payments.apply"
 	eventID, err := newEventID()
 	if err != nil {
 		return Payment{}, "", err
 	}
 	ev := StoredEvent{ID: eventID, Provider: provider, ProviderEventID: providerEventID, Source: source, Body: snap.Raw, ReceivedAt: s.now()}
-	var cur Payment
-	if known != nil {
-		cur = *known
-	} else if cur, err = s.Get(ctx, snap.ID); errs.Is(err, errs.NotFound) {
+	cur, err := s.Get(ctx, snap.ID)
+	if errs.Is(err, errs.NotFound) {
 		ev.Outcome = OutcomeUnknown
 		stored, err := insertEvent(ctx, s.db, ev)
 		if err != nil {
@@ -595,6 +597,9 @@ func (s *Service) apply(ctx context.Context, provider string, snap snapshot, sou
 		}
 		s.logUnchanged(ctx, cur, provider, snap, providerEventID, pl.outcome)
 		return cur, pl.outcome, nil
+	}
+	if s.decided != nil {
+		s.decided(ctx, cur.ID)
 	}
 	var (
 		out     Payment

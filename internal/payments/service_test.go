@@ -760,44 +760,44 @@ func TestUnchangingEventsAreStoredOnceWithoutWaitingForThePayment(t *testing.T) 
 	}, Schema, jobs.Schema)
 }
 
-// A change decided on a read that another change has overtaken is decided
-// again on the payment as it is: it is neither lost nor applied on top of
-// the old state.
+// A change decided on a read that another change has overtaken before it
+// is written is decided again on the payment as it is: it is neither lost
+// nor applied on top of the old state.
 func TestChangeDecidedOnAnOvertakenReadIsDecidedAgain(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
 		e := newEnv(t, db)
 		p := e.deposit(t, "card", amt(t, "100.00", usd), usd)
-		read, err := e.svc.Get(ctx, p.ID) // pending, as a webhook would read it
+		read, err := e.svc.Get(ctx, p.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		authorised := e.fake.set(p.ID, func(x *psp.Payment) { x.Status = psp.Authorised })
 		succeeded := e.fake.set(p.ID, func(x *psp.Payment) { x.Status, x.Received = psp.Succeeded, x.Amount })
 
-		// Another delivery applies authorised after our read.
-		if out, err := e.svc.ApplyEvent(ctx, "fake", event("evt_a", authorised)); err != nil || out != OutcomeApplied {
-			t.Fatalf("authorised: %s, %v", out, err)
-		}
-		steps := []struct {
-			name   string
-			snap   psp.Payment
-			id     string
-			want   Outcome
-			status Status
-		}{
-			{"succeeded decided on the pending read", succeeded, "evt_s", OutcomeApplied, Succeeded},
-			{"authorised again under another id, decided on the pending read", authorised, "evt_a2", OutcomeStale, Succeeded},
-		}
-		for _, st := range steps {
-			raw, _ := json.Marshal(map[string]any{"id": st.id})
-			snap := paymentSnapshot(st.snap)
-			snap.Raw = raw
-			got, out, err := e.svc.apply(ctx, "fake", snap, SourceWebhook, st.id, &read)
-			if err != nil || out != st.want || got.Status != st.status {
-				t.Errorf("%s: %s, %s, %v; want %s, %s", st.name, out, got.Status, err, st.want, st.status)
+		// Between each decision and its write, another delivery applies
+		// authorised (the first time; then it is a duplicate).
+		e.svc.decided = func(ctx context.Context, _ string) {
+			e.svc.decided = nil
+			if out, err := e.svc.ApplyEvent(ctx, "fake", event("evt_a", authorised)); err != nil || out != OutcomeApplied {
+				t.Errorf("authorised in between: %s, %v", out, err)
 			}
 		}
+		if out, err := e.svc.ApplyEvent(ctx, "fake", event("evt_s", succeeded)); err != nil || out != OutcomeApplied {
+			t.Fatalf("succeeded decided on the pending read: %s, %v; want applied", out, err)
+		}
+		// authorised again under another id, after succeeded: stale, and
+		// decided so without a transaction.
+		stale := event("evt_a2", authorised)
+		e.svc.decided = func(ctx context.Context, _ string) {
+			e.svc.decided = nil
+			t.Error("authorised after succeeded was decided as a change")
+		}
+		if out, err := e.svc.ApplyEvent(ctx, "fake", stale); err != nil || out != OutcomeStale {
+			t.Errorf("authorised after succeeded: %s, %v; want stale", out, err)
+		}
+		e.svc.decided = nil
+
 		if diff := cmp.Diff([]string{"created>pending@start", "pending>authorised@webhook", "authorised>succeeded@webhook"}, e.observed()); diff != "" {
 			t.Errorf("observer (-want +got):\n%s", diff)
 		}
@@ -805,16 +805,17 @@ func TestChangeDecidedOnAnOvertakenReadIsDecidedAgain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var outcomes []Outcome
+		got := map[string]Outcome{}
 		for _, ev := range events {
-			outcomes = append(outcomes, ev.Outcome)
+			got[ev.ProviderEventID] = ev.Outcome
 		}
-		if diff := cmp.Diff([]Outcome{OutcomeApplied, OutcomeApplied, OutcomeApplied, OutcomeStale}, outcomes); diff != "" {
+		want := map[string]Outcome{"": OutcomeApplied, "evt_a": OutcomeApplied, "evt_s": OutcomeApplied, "evt_a2": OutcomeStale}
+		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("stored outcomes, each event once (-want +got):\n%s", diff)
 		}
 		final, _ := e.svc.Get(ctx, p.ID)
-		if final.Received != p.Gross || final.FinalAt.IsZero() || !final.UpdatedAt.After(read.UpdatedAt) {
-			t.Errorf("final payment: received %s, final at %v, updated %v (read at %v)", final.Received, final.FinalAt, final.UpdatedAt, read.UpdatedAt)
+		if final.Status != Succeeded || final.Received != p.Gross || final.FinalAt.IsZero() || !final.UpdatedAt.After(read.UpdatedAt) {
+			t.Errorf("final payment: %s, received %s, final at %v, updated %v (read at %v)", final.Status, final.Received, final.FinalAt, final.UpdatedAt, read.UpdatedAt)
 		}
 	}, Schema, jobs.Schema)
 }
