@@ -50,7 +50,11 @@
 // events and status answers are stored verbatim and applied by the same
 // rule, so a duplicate event changes nothing, an older one (delivered out
 // of order) is recorded as stale and ignored, and one that contradicts a
-// final status is recorded as a conflict and logged. A succeeded report
+// final status is recorded as a conflict and logged. (A snapshot is decided
+// on the payment as this process last saw it, without a lock, and written
+// only if the payment is still as seen; one that changes nothing in what
+// was seen may be recorded as unchanged where the newer state would have
+// called it stale.) A succeeded report
 // whose amount or currency differs from what we asked for sends the
 // payment to review instead of succeeded.
 package payments

@@ -87,6 +87,7 @@ type Service struct {
 	pollMax   time.Duration
 	maxPolls  int
 	notify    func()
+	seen      *seen
 	// decided, when set (by tests), runs after a change was decided on
 	// the unlocked read and before it is written.
 	decided func(ctx context.Context, paymentID string)
@@ -114,6 +115,7 @@ func NewService(db *sqlstore.DB, opts Options) (*Service, error) {
 		fx:       Converter{Source: opts.Rates, SpreadBps: opts.SpreadBps},
 		observer: opts.Observer, clock: opts.Clock, log: opts.Logger,
 		pollAfter: opts.PollAfter, pollMax: opts.PollMax, maxPolls: opts.MaxPolls, notify: opts.Notify,
+		seen: newSeen(),
 	}
 	if s.clock == nil {
 		s.clock = clock.System{}
@@ -435,6 +437,7 @@ func (s *Service) create(ctx context.Context, p Payment, hash string) (Payment, 
 	if err != nil {
 		return Payment{}, errs.Wrap(op, err)
 	}
+	s.seen.put(out)
 	return out, nil
 }
 
@@ -547,9 +550,8 @@ func (s *Service) ApplyEvent(ctx context.Context, provider string, ev psp.Event)
 // apply stores a provider snapshot as an event and applies it to the
 // payment it names.
 //
-// The snapshot is decided on a read of the payment without a lock, made
-// after the snapshot arrived (a start answer races the provider's first
-// webhook, which often lands first and says the same). A payment only
+// The snapshot is decided without a lock, on the payment as this process
+// last saw it (see seen) or, when it has not seen it lately, as read now. A payment only
 // moves forward, so a snapshot that changes nothing in the payment as read
 // changes nothing in any later state of it either (a webhook repeating the
 // start answer, one that arrives after a later one, a status answer with
@@ -570,7 +572,10 @@ func (s *Service) apply(ctx context.Context, provider string, snap snapshot, sou
 		return Payment{}, "", err
 	}
 	ev := StoredEvent{ID: eventID, Provider: provider, ProviderEventID: providerEventID, Source: source, Body: snap.Raw, ReceivedAt: s.now()}
-	cur, err := s.Get(ctx, snap.ID)
+	cur, known := s.seen.get(snap.ID)
+	if !known {
+		cur, err = s.Get(ctx, snap.ID)
+	}
 	if errs.Is(err, errs.NotFound) {
 		ev.Outcome = OutcomeUnknown
 		stored, err := insertEvent(ctx, s.db, ev)
@@ -651,6 +656,7 @@ func (s *Service) apply(ctx context.Context, provider string, snap snapshot, sou
 	if err != nil {
 		return Payment{}, "", errs.Wrap(op, err)
 	}
+	s.seen.put(out)
 	return out, outcome, nil
 }
 
@@ -790,11 +796,13 @@ func (s *Service) transition(ctx context.Context, id string, to Status, reason, 
 	})
 	if errs.Is(err, errs.Conflict) && source != SourceOperator {
 		// Someone else moved the payment first; theirs stands.
+		s.seen.put(out)
 		return out, nil
 	}
 	if err != nil {
 		return Payment{}, errs.Wrap(op, err)
 	}
+	s.seen.put(out)
 	return out, nil
 }
 

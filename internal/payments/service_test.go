@@ -904,3 +904,48 @@ func TestConcurrentEventsMoveAPaymentOnce(t *testing.T) {
 		}
 	}, Schema, jobs.Schema)
 }
+
+// A process decides snapshots on the payment as it last saw it; another
+// process (a second cashier) may have moved it since. Its change then
+// stands: a snapshot that changes something is decided again on the
+// payment as it is, and one that changes nothing in the older state
+// changes nothing in the newer either.
+func TestChangesByAnotherProcessStand(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		here, there := newEnv(t, db), newEnv(t, db)
+		p := here.deposit(t, "card", amt(t, "100.00", usd), usd) // here has seen it pending
+		authorised := here.fake.set(p.ID, func(x *psp.Payment) { x.Status = psp.Authorised })
+		succeeded := here.fake.set(p.ID, func(x *psp.Payment) { x.Status, x.Received = psp.Succeeded, x.Amount })
+		here.fake.mu.Lock()
+		pending := here.fake.payments[p.ID]
+		here.fake.mu.Unlock()
+		pending.Status, pending.Seq = psp.Pending, 1
+
+		if out, err := there.svc.ApplyEvent(ctx, "fake", event("evt_a", authorised)); err != nil || out != OutcomeApplied {
+			t.Fatalf("authorised, there: %s, %v", out, err)
+		}
+		// Decided on what here saw (pending), it is recorded as unchanged
+		// rather than stale: ignored either way.
+		if out, err := here.svc.ApplyEvent(ctx, "fake", event("evt_p", pending)); err != nil || out != OutcomeUnchanged {
+			t.Errorf("pending again, here: %s, %v; want unchanged", out, err)
+		}
+		if out, err := here.svc.ApplyEvent(ctx, "fake", event("evt_s", succeeded)); err != nil || out != OutcomeApplied {
+			t.Fatalf("succeeded, here: %s, %v", out, err)
+		}
+		hist, err := here.svc.History(ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var path []string
+		for _, h := range hist {
+			path = append(path, string(h.From)+">"+string(h.To))
+		}
+		if diff := cmp.Diff([]string{">created", "created>pending", "pending>authorised", "authorised>succeeded"}, path); diff != "" {
+			t.Errorf("history (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{"created>pending@start", "authorised>succeeded@webhook"}, here.observed()); diff != "" {
+			t.Errorf("observer here (-want +got):\n%s", diff)
+		}
+	}, Schema, jobs.Schema)
+}

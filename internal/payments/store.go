@@ -304,6 +304,7 @@ func (s *Service) Get(ctx context.Context, id string) (Payment, error) {
 	if err != nil {
 		return Payment{}, errs.Wrap(op, err)
 	}
+	s.seen.put(p)
 	return p, nil
 }
 
