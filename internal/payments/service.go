@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/url"
 	"time"
@@ -557,14 +558,15 @@ func (s *Service) ApplyEvent(ctx context.Context, provider string, ev psp.Event)
 // start answer, one that arrives after a later one, a status answer with
 // no news): it is stored with its outcome in one statement, without a
 // transaction. A snapshot that changes the payment is applied in one
-// transaction that stores the event and updates the payment if it is
-// still as read (its updated_at, which every change moves forward); if
-// another change came first, the snapshot is decided again in the same
-// transaction under the payment's row lock. Either way every snapshot is
-// stored exactly once (a provider event id already stored reports
-// OutcomeDuplicate and stores nothing), and the event is stored before the
-// payment is locked, so two deliveries of one event take their locks in
-// the same order.
+// transaction that updates the payment if it is still as seen (its
+// updated_at, which every change moves forward) and stores the event with
+// its outcome; if another change came first, the snapshot is decided again
+// in the same transaction under the payment's row lock. Either way every
+// snapshot is stored exactly once (a provider event id already stored
+// reports OutcomeDuplicate and stores nothing, and rolls back a change
+// decided for it), and a transaction locks the payment before it stores
+// the event, so two deliveries of one event take their locks in the same
+// order.
 func (s *Service) apply(ctx context.Context, provider string, snap snapshot, source, providerEventID string) (Payment, Outcome, error) {
 	const op = "payments.apply"
 	eventID, err := newEventID()
@@ -611,16 +613,7 @@ func (s *Service) apply(ctx context.Context, provider string, snap snapshot, sou
 		outcome Outcome
 	)
 	err = s.db.Transact(ctx, func(tx *sqlstore.Tx) error {
-		ev.PaymentID, ev.Outcome = cur.ID, pl.outcome
-		stored, err := insertEvent(ctx, tx, ev)
-		if err != nil {
-			return err
-		}
-		if !stored {
-			out, outcome = cur, OutcomeDuplicate
-			return nil
-		}
-		from, next, o := cur.Status, pl.next, pl.outcome
+		from, next, o, changes := cur.Status, pl.next, pl.outcome, true
 		ok, err := updatePaymentIf(ctx, tx, next, cur.UpdatedAt)
 		if err != nil {
 			return err
@@ -632,33 +625,50 @@ func (s *Service) apply(ctx context.Context, provider string, snap snapshot, sou
 				return err
 			}
 			again := plan(p, provider, snap, s.now())
-			from, next, o = p.Status, again.next, again.outcome
-			if o != pl.outcome {
-				if err := setEventOutcome(ctx, tx, eventID, o); err != nil {
+			from, next, o, changes = p.Status, again.next, again.outcome, again.changes
+			if changes {
+				if err := updatePayment(ctx, tx, next); err != nil {
 					return err
 				}
 			}
-			if !again.changes {
-				s.logUnchanged(ctx, p, provider, snap, providerEventID, o)
-				out, outcome = p, o
-				return nil
+		}
+		ev.PaymentID, ev.Outcome = cur.ID, o
+		stored, err := insertEvent(ctx, tx, ev)
+		if err != nil {
+			return err
+		}
+		if !stored {
+			// Delivered again while this one was decided: the first
+			// delivery's outcome stands.
+			out, outcome = next, OutcomeDuplicate
+			if changes {
+				return errDelivered
 			}
-			if err := updatePayment(ctx, tx, next); err != nil {
-				return err
-			}
+			return nil
 		}
 		out, outcome = next, o
+		if !changes {
+			s.logUnchanged(ctx, next, provider, snap, providerEventID, o)
+			return nil
+		}
 		if next.Status != from {
 			return s.recordChange(ctx, tx, from, next, source, eventID, "")
 		}
 		return nil
 	})
+	if errors.Is(err, errDelivered) {
+		return cur, OutcomeDuplicate, nil
+	}
 	if err != nil {
 		return Payment{}, "", errs.Wrap(op, err)
 	}
 	s.seen.put(out)
 	return out, outcome, nil
 }
+
+// errDelivered rolls back a change whose event turns out to be stored
+// already: another delivery of it came first.
+var errDelivered = errors.New("payments: the event was delivered before")
 
 // changedAt is the updated_at of a change to p at now: now, but always
 // after p's, so that every change moves updated_at forward and a change

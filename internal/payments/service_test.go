@@ -949,3 +949,33 @@ func TestChangesByAnotherProcessStand(t *testing.T) {
 		}
 	}, Schema, jobs.Schema)
 }
+
+// An event found stored already when its change is written (another
+// delivery stored it meanwhile) is a duplicate, and the change decided for
+// it is rolled back: an event acts once.
+func TestEventStoredMeanwhileActsOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		p := e.deposit(t, "card", amt(t, "100.00", usd), usd)
+		succeeded := e.fake.set(p.ID, func(x *psp.Payment) { x.Status, x.Received = psp.Succeeded, x.Amount })
+		e.svc.decided = func(ctx context.Context, paymentID string) {
+			e.svc.decided = nil
+			id, _ := newEventID()
+			if _, err := insertEvent(ctx, db, StoredEvent{ID: id, Provider: "fake", ProviderEventID: "evt_s", PaymentID: paymentID,
+				Source: SourceWebhook, Body: []byte(`{}`), Outcome: OutcomeUnchanged, ReceivedAt: e.clk.Now()}); err != nil {
+				t.Error(err)
+			}
+		}
+		out, err := e.svc.ApplyEvent(ctx, "fake", event("evt_s", succeeded))
+		if err != nil || out != OutcomeDuplicate {
+			t.Fatalf("ApplyEvent = %s, %v; want duplicate", out, err)
+		}
+		if got, _ := e.svc.Get(ctx, p.ID); got.Status != Pending {
+			t.Errorf("payment %s after a duplicate, want pending", got.Status)
+		}
+		if diff := cmp.Diff([]string{"created>pending@start"}, e.observed()); diff != "" {
+			t.Errorf("observer (-want +got):\n%s", diff)
+		}
+	}, Schema, jobs.Schema)
+}

@@ -287,12 +287,6 @@ func insertEvent(ctx context.Context, q execer, e StoredEvent) (bool, error) {
 	return n == 1, nil
 }
 
-// setEventOutcome records what a stored event did.
-func setEventOutcome(ctx context.Context, tx *sqlstore.Tx, eventID string, o Outcome) error {
-	_, err := tx.Exec(ctx, `UPDATE payment_events SET outcome = ? WHERE id = ?`, string(o), eventID)
-	return errs.Wrap("payments.setEventOutcome", err)
-}
-
 // Get returns the payment with the given id. It returns an errs.NotFound
 // error if there is none.
 func (s *Service) Get(ctx context.Context, id string) (Payment, error) {
