@@ -175,8 +175,9 @@ func (w *activityWrite) addEvent(e funding.Event, ts int64) {
 // change of outcome ('open', 'completed', 'failed') changes what the
 // limits count; a deposit's money arriving sets paid_at; a move between
 // pending, open and resolved changes the hold's state (see holdState).
-// Anything else (awaiting_payment after created, crediting after paid, a
-// flag set or cleared) only renames the status.
+// Anything else (a deposit's awaiting_payment after created; a
+// withdrawal's debiting or held after requested, payout_sent after
+// approved; a flag set or cleared) only renames the status.
 func matters(e funding.Event) bool {
 	switch {
 	case e.From == "":
