@@ -20,7 +20,7 @@ import (
 // each transaction posts from the one shared, unbounded clearing account
 // to one of 1,000 customer accounts (lower bound 0) with PostTx, then does
 // four more statements of its own (as funding does: its records, a job, an
-// event) before it commits; 8 and 24 concurrent writers. The figures that
+// event) before it commits; 1, 8 and 24 concurrent writers. The figures that
 // matter are transactions/s and, on PostgreSQL, lockwait-ms/tx: the mean
 // time a transaction spends waiting for a row lock, from the number of
 // backends seen waiting on a lock (pg_stat_activity, sampled every
@@ -34,7 +34,7 @@ func BenchmarkDeposit(b *testing.B) {
 		if _, err := db.Exec(ctx, "CREATE TABLE bench_work (id TEXT PRIMARY KEY, n BIGINT NOT NULL)"); err != nil {
 			b.Fatal(err)
 		}
-		for _, writers := range []int{8, 24} {
+		for _, writers := range []int{1, 8, 24} {
 			b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
 				run := benchRun.Add(1)
 				var sampler *lockWaitSampler
