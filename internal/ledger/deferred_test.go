@@ -498,3 +498,55 @@ func TestMixedOrdersDoNotDeadlock(t *testing.T) {
 		f.verify(t)
 	}, ledger.Schema)
 }
+
+// TestBoundedAccountSeesEarlierBookingsOfItsTransaction books on a bounded
+// account in several PostTx calls of one transaction (its sums are written
+// only before the commit): each call must check the bound against the
+// balance with the earlier calls' bookings, and reads in the transaction
+// must show them.
+func TestBoundedAccountSeesEarlierBookingsOfItsTransaction(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlstore.DB) {
+		f := newFixture(t, db)
+		ctx := context.Background()
+		var seen []string
+		err := db.Transact(ctx, func(tx *sqlstore.Tx) error {
+			read := func() error {
+				a, err := f.l.AccountTx(ctx, tx, "customer:alice")
+				seen = append(seen, a.Balance().Available.Decimal())
+				return err
+			}
+			if _, err := f.l.PostTx(ctx, tx, ledger.Transfer{ID: "dep", Debit: "psp:clearing:USD", Credit: "customer:alice", Amount: usdAmt(t, "10")}); err != nil {
+				return err
+			}
+			if err := read(); err != nil {
+				return err
+			}
+			if _, err := f.l.PostTx(ctx, tx, ledger.Transfer{ID: "hold", Action: ledger.Hold, Debit: "customer:alice", Credit: "customer:bob", Amount: usdAmt(t, "4")}); err != nil {
+				return err
+			}
+			if err := read(); err != nil {
+				return err
+			}
+			if _, err := f.l.PostTx(ctx, tx, ledger.Transfer{ID: "too-much", Debit: "customer:alice", Credit: "customer:bob", Amount: usdAmt(t, "6.01")}); errs.CodeOf(err) != errs.Insufficient {
+				t.Errorf("spending more than is left after the hold: err = %v, want EINSUFFICIENT", err)
+			}
+			if _, err := f.l.PostTx(ctx, tx, ledger.Transfer{ID: "rest", Debit: "customer:alice", Credit: "customer:bob", Amount: usdAmt(t, "6")}); err != nil {
+				return err
+			}
+			return read()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"10.00", "6.00", "0.00"}, seen); diff != "" {
+			t.Errorf("alice's available balance read in the transaction (-want +got):\n%s", diff)
+		}
+		if b := f.balance(t, "customer:alice"); b.Posted != usdAmt(t, "4") || b.Available.Minor() != 0 || b.PendingOut != usdAmt(t, "4") {
+			t.Errorf("alice after commit = %+v, want 4.00 posted, all of it held", b)
+		}
+		if b := f.balance(t, "customer:bob"); b.Posted != usdAmt(t, "6") || b.PendingIn != usdAmt(t, "4") {
+			t.Errorf("bob after commit = %+v, want 6.00 posted and 4.00 on its way", b)
+		}
+		f.verify(t)
+	}, ledger.Schema)
+}

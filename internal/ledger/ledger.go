@@ -15,15 +15,16 @@
 // recomputes them from the transfers. An account with a bound is locked
 // (PostgreSQL row lock; on SQLite the transaction holds the database's write
 // lock, BEGIN IMMEDIATE) and read when a transfer is booked on it, so that
-// the bound is checked against a balance no one else can change, and its
-// sums are written at once. An unbounded account (a provider's clearing
-// account, fee income: the shared accounts every deposit touches) is not
-// locked at booking time: its currency is checked from an unlocked read
-// (cached; an account never changes), and the transaction's effect on its
-// sums is written once, just before the commit (sqlstore.StageLedger), as
-// relative updates in account-id order. So every transaction takes those
-// locks last, in one order, and holds them only for the commit; reads in the
-// transaction (AccountTx) include what it has booked. See docs/ledger.md.
+// the bound is checked against a balance no one else can change. An
+// unbounded account (a provider's clearing account, fee income: the shared
+// accounts every deposit touches) is not locked at booking time: its
+// currency is checked from an unlocked read (cached; an account never
+// changes). The transaction's changes to the sums are written once, just
+// before the commit (sqlstore.StageLedger), as relative updates that lock
+// the unbounded accounts in account-id order. So every transaction takes
+// those locks last, in one order, and holds them only for the commit; reads
+// and bookings later in the transaction (AccountTx, PostTx) include what it
+// has booked. See docs/ledger.md.
 package ledger
 
 import (

@@ -35,10 +35,11 @@ func (l *Ledger) Post(ctx context.Context, transfers ...Transfer) ([]Transfer, e
 
 // PostTx is Post inside the caller's transaction, so that booking money and
 // enqueueing what follows from it commit together. It locks the bounded
-// accounts it books on until the transaction ends; the sums of unbounded
-// accounts are written by a function it registers with tx.BeforeCommit
-// (sqlstore.StageLedger), which fails the commit with errs.Invalid in the
-// unlikely case that a sum would overflow. It returns the errors of Post.
+// accounts it books on until the transaction ends, and the unbounded ones
+// only when the accounts' sums are written: by a function it registers with
+// tx.BeforeCommit (sqlstore.StageLedger), which fails the commit with
+// errs.Invalid in the unlikely case that a sum would overflow. It returns
+// the errors of Post.
 func (l *Ledger) PostTx(ctx context.Context, tx *sqlstore.Tx, transfers ...Transfer) ([]Transfer, error) {
 	const op = "ledger.Post"
 	if len(transfers) == 0 {
@@ -114,9 +115,8 @@ func (l *Ledger) PostTx(ctx context.Context, tx *sqlstore.Tx, transfers ...Trans
 // book books transfers whose holds (for PostPending, VoidPending and
 // ExpirePending) are resolved and locked: it reads and locks the bounded
 // accounts in id order, applies and checks the transfers, writes them,
-// settles their holds, writes the bounded accounts' sums and leaves the
-// unbounded accounts' deltas to be written before the commit (see
-// deferred.go), then tells the observer.
+// settles their holds and leaves the changes to the accounts' sums to be
+// written before the commit (see deferred.go), then tells the observer.
 func (l *Ledger) book(ctx context.Context, tx *sqlstore.Tx, transfers []Transfer, holds map[string]*Transfer, now time.Time) error {
 	const op = "ledger.Post"
 	var accIDs []string
@@ -133,10 +133,6 @@ func (l *Ledger) book(ctx context.Context, tx *sqlstore.Tx, transfers []Transfer
 	for id, a := range accs {
 		before[id] = a.sums
 	}
-	isDeferred := make(map[string]bool, len(deferred))
-	for _, id := range deferred {
-		isDeferred[id] = true
-	}
 
 	for i := range transfers {
 		t := &transfers[i]
@@ -150,15 +146,24 @@ func (l *Ledger) book(ctx context.Context, tx *sqlstore.Tx, transfers []Transfer
 		}
 		t.PostedAt = now
 	}
-	if err := checkDeferred(tx, accs, deferred); err != nil {
+	deltas := make(map[string]sums, len(accs))
+	for id, a := range accs {
+		d, ok := minus(a.sums, before[id])
+		if !ok {
+			return errs.Ef(errs.Invalid, op, "the transfers would overflow account %s's totals", id)
+		}
+		deltas[id] = d
+	}
+	pending := pendingOf(tx)
+	if err := pending.check(deltas); err != nil {
 		return err
 	}
 
 	if err := insertTransfers(ctx, tx, transfers); err != nil {
 		return errs.Wrap(op, err)
 	}
-	// The unbounded accounts' deltas go with the transfers just written.
-	deferSums(tx, accs, deferred)
+	// The sums are written just before the commit (see deferred.go).
+	pending.record(tx, deltas, deferred)
 	for _, t := range transfers {
 		if t.Action == PostPending || t.Action == VoidPending || t.Action == ExpirePending {
 			settled := map[Action]Status{PostPending: StatusPosted, VoidPending: StatusVoided, ExpirePending: StatusExpired}[t.Action]
@@ -166,15 +171,6 @@ func (l *Ledger) book(ctx context.Context, tx *sqlstore.Tx, transfers []Transfer
 				return errs.Wrap(op, err)
 			}
 		}
-	}
-	var changed []*Account
-	for _, id := range accIDs {
-		if a := accs[id]; !isDeferred[id] && a.sums != before[id] {
-			changed = append(changed, a)
-		}
-	}
-	if err := updateSums(ctx, tx, changed); err != nil {
-		return errs.Wrap(op, err)
 	}
 	if l.observer != nil {
 		if err := l.observer(ctx, tx, transfers); err != nil {
@@ -512,41 +508,4 @@ func (l *Ledger) ExpireDue(ctx context.Context, limit int) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// updateSums writes the cached sums of the accounts: on SQLite with one
-// prepared statement per account, elsewhere a few hundred accounts per
-// statement (UPDATE … FROM VALUES works the same on both engines).
-func updateSums(ctx context.Context, tx *sqlstore.Tx, accs []*Account) error {
-	if tx.Dialect() == sqlstore.SQLite && len(accs) > 2 {
-		stmt, err := tx.Prepare(ctx, "UPDATE ledger_accounts SET debits_posted = ?, credits_posted = ?, debits_pending = ?, credits_pending = ? WHERE id = ?")
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, a := range accs {
-			if _, err := stmt.ExecContext(ctx, a.debitsPosted, a.creditsPosted, a.debitsPending, a.creditsPending, a.ID); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	for start := 0; start < len(accs); start += 400 {
-		chunk := accs[start:min(start+400, len(accs))]
-		q := make([]byte, 0, 200+len(chunk)*80)
-		q = append(q, "UPDATE ledger_accounts SET debits_posted = v.column2, credits_posted = v.column3, debits_pending = v.column4, credits_pending = v.column5 FROM (VALUES "...)
-		args := make([]any, 0, len(chunk)*5)
-		for i, a := range chunk {
-			if i > 0 {
-				q = append(q, ',')
-			}
-			q = append(q, "(CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))"...)
-			args = append(args, a.ID, a.debitsPosted, a.creditsPosted, a.debitsPending, a.creditsPending)
-		}
-		q = append(q, ") AS v WHERE ledger_accounts.id = v.column1"...)
-		if _, err := tx.Exec(ctx, string(q), args...); err != nil {
-			return err
-		}
-	}
-	return nil
 }
