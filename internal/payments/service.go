@@ -552,9 +552,9 @@ func (s *Service) ApplyEvent(ctx context.Context, provider string, ev psp.Event)
 // payment it names.
 //
 // The snapshot is decided without a lock, on the payment as this process
-// last saw it (see seen) or, when it has not seen it lately, as read now. A payment only
-// moves forward, so a snapshot that changes nothing in the payment as read
-// changes nothing in any later state of it either (a webhook repeating the
+// last saw it (see seen) or, when it has not seen it lately, as read now.
+// A payment only moves forward, so a snapshot that changes nothing in that
+// state changes nothing in any later one either (a webhook repeating the
 // start answer, one that arrives after a later one, a status answer with
 // no news): it is stored with its outcome in one statement, without a
 // transaction. A snapshot that changes the payment is applied in one
