@@ -6,7 +6,8 @@
 # automatic approval of withdrawals up to 500 USD). It writes DIR/manifest.json
 # in the demo's manifest format, so `cashier bench -manifest DIR/manifest.json`
 # finds the URLs, the crmApiToken password and the database, and DIR/cashier.pid
-# for `cashier bench -pid`.
+# for `cashier bench -pid`. E-mails go to a sink on 127.0.0.1:18092
+# (BENCH_MAIL_PORT) that accepts and drops them.
 #
 #   scripts/bench-cashier.sh start sqlite|sqlite-normal|postgres DIR [cashier binary]
 #   scripts/bench-cashier.sh stop DIR
@@ -24,7 +25,7 @@ cmd=${1:?start or stop}
 dir=${3:-${2:?DIR}}
 if [ "$cmd" = stop ]; then
   dir=$2
-  for p in cashier sim; do
+  for p in cashier sim mail; do
     [ -f "$dir/$p.pid" ] && kill "$(cat "$dir/$p.pid")" 2>/dev/null || true
   done
   sleep 2
@@ -45,6 +46,7 @@ if [ -z "$bin" ]; then
 fi
 port_cashier=${BENCH_CASHIER_PORT:-18090}
 port_sim=${BENCH_SIM_PORT:-18091}
+port_mail=${BENCH_MAIL_PORT:-18092}
 password=bench-crm-password
 
 case "$db" in
@@ -69,6 +71,40 @@ postgres)
 *) echo "database must be sqlite, sqlite-normal or postgres" >&2; exit 2 ;;
 esac
 
+# A mail sink: the cashier e-mails traders (deposit credited, withdrawal
+# paid); without a mail server each e-mail job would be retried for days and
+# its retries counted in the figures. It accepts every message and keeps none.
+python3 - "$port_mail" >"$dir/mail.log" 2>&1 <<'PY' &
+import socketserver, sys
+class Sink(socketserver.StreamRequestHandler):
+    def handle(self):
+        w = lambda s: self.wfile.write(s.encode() + b"\r\n")
+        w("220 bench mail sink")
+        data = False
+        for line in self.rfile:
+            if data:
+                if line.rstrip(b"\r\n") == b".":
+                    data = False
+                    w("250 kept nowhere")
+                continue
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"HELO"):
+                w("250 sink")
+            elif verb == b"DATA":
+                data = True
+                w("354 go on")
+            elif verb == b"QUIT":
+                w("221 bye")
+                return
+            else:
+                w("250 ok")
+class Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+Server(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+PY
+echo $! >"$dir/mail.pid"
+
 "$bin" sim -listen "127.0.0.1:$port_sim" -broker-url "http://127.0.0.1:$port_cashier" -crm-password "$password" \
   >"$dir/sim.log" 2>&1 &
 echo $! >"$dir/sim.pid"
@@ -80,6 +116,8 @@ env CASHIER_ADDR="127.0.0.1:$port_cashier" CASHIER_DATABASE_URL="$url" \
   CASHIER_CTRADER_CRM_PASSWORDS="$password" CASHIER_PUSH_LOOKUP=auto CASHIER_SANDBOX=true \
   CASHIER_SUCCESS_URL="http://127.0.0.1:$port_sim/app/success" \
   CASHIER_FRAME_ANCESTORS="'self' http://127.0.0.1:$port_sim" CASHIER_DEFAULT_KYC_LEVEL=2 \
+  CASHIER_SMTP_HOST=127.0.0.1 CASHIER_SMTP_PORT="$port_mail" CASHIER_SMTP_REQUIRE_TLS=false \
+  CASHIER_SMTP_FROM=cashier@bench.example \
   CASHIER_WITHDRAWAL_AUTO_APPROVE="USD:500.00" CASHIER_LOG_LEVEL="${CASHIER_LOG_LEVEL:-warn}" \
   CASHIER_SESSION_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
   "$bin" serve >"$dir/cashier.log" 2>&1 &
