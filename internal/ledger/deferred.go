@@ -2,9 +2,7 @@ package ledger
 
 import (
 	"context"
-	"math"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/opencashier/cashier/internal/errs"
@@ -87,13 +85,13 @@ func (c *infoCache) put(infos map[string]accountInfo) {
 }
 
 // bookingAccounts returns the accounts with the given ids (sorted, without
-// repeats) for booking: bounded ones locked, with their sums (what tx
-// has booked on them included); unbounded
-// ones unlocked, with zero sums, so that applying transfers to them yields
-// the transfers' deltas (listed in deferred). Bounded accounts cost the
-// one locking read they always did; an unbounded account not in the cache
-// costs one more, unlocked read. It returns errs.NotFound for an unknown
-// account.
+// repeats) for booking: bounded ones locked, with their sums (including
+// what tx has booked on them and not written yet); unbounded ones
+// unlocked, with zero sums, so that applying transfers to them yields the
+// transfers' deltas (they are listed in deferred). Bounded accounts cost
+// the one locking read they always did; an unbounded account not in the
+// cache costs one more, unlocked read. It returns errs.NotFound for an
+// unknown account.
 func (l *Ledger) bookingAccounts(ctx context.Context, tx *sqlstore.Tx, ids []string) (accs map[string]*Account, deferred []string, err error) {
 	unbounded := make(map[string]accountInfo)
 	var others []string // bounded, or not known yet
@@ -323,24 +321,31 @@ func (p *pendingSums) record(tx *sqlstore.Tx, deltas map[string]sums, unbounded 
 	}
 }
 
-// flushQuery adds the deltas to one account's sums. The BETWEEN guards
-// (computed from the deltas) leave the row alone instead of overflowing:
-// PostgreSQL would fail the statement, SQLite would turn the sum into a
-// floating-point number.
-const flushQuery = `UPDATE ledger_accounts SET debits_posted = debits_posted + ?, credits_posted = credits_posted + ?,
-	debits_pending = debits_pending + ?, credits_pending = credits_pending + ?
-	WHERE id = ? AND debits_posted BETWEEN ? AND ? AND credits_posted BETWEEN ? AND ?
-	AND debits_pending BETWEEN ? AND ? AND credits_pending BETWEEN ? AND ?`
-
-// flushRowArgs are the arguments of one account in flushQuery's order.
-func flushRowArgs(id string, d sums) []any {
-	args := []any{d.debitsPosted, d.creditsPosted, d.debitsPending, d.creditsPending, id}
-	for _, delta := range []int64{d.debitsPosted, d.creditsPosted, d.debitsPending, d.creditsPending} {
-		lo, hi := noOverflowRange(delta)
-		args = append(args, lo, hi)
-	}
-	return args
+// noOverflow returns the SQL condition that adding delta to column does
+// not overflow a 64-bit integer (PostgreSQL would fail the statement,
+// SQLite would turn the sum into a floating-point number). CASE keeps the
+// bounds' own arithmetic from overflowing: SQL does not otherwise promise
+// the order in which conditions are evaluated.
+func noOverflow(column, delta string) string {
+	return column + " BETWEEN CASE WHEN " + delta + " < 0 THEN -9223372036854775807 - 1 - " + delta + " ELSE -9223372036854775807 - 1 END" +
+		" AND CASE WHEN " + delta + " > 0 THEN 9223372036854775807 - " + delta + " ELSE 9223372036854775807 END"
 }
+
+// flushRowQuery adds the deltas to one account's sums, on SQLite (it
+// numbers its parameters to use each twice).
+var flushRowQuery = `UPDATE ledger_accounts SET debits_posted = debits_posted + ?1, credits_posted = credits_posted + ?2,
+	debits_pending = debits_pending + ?3, credits_pending = credits_pending + ?4 WHERE id = ?5 AND ` +
+	noOverflow("debits_posted", "?1") + " AND " + noOverflow("credits_posted", "?2") + " AND " +
+	noOverflow("debits_pending", "?3") + " AND " + noOverflow("credits_pending", "?4")
+
+// flushHead and flushTail enclose the VALUES rows of the statement that
+// adds the deltas to the sums of several accounts.
+const flushHead = `UPDATE ledger_accounts SET debits_posted = debits_posted + v.column1, credits_posted = credits_posted + v.column2,
+	debits_pending = debits_pending + v.column3, credits_pending = credits_pending + v.column4 FROM (VALUES `
+
+var flushTail = ") AS v WHERE ledger_accounts.id = v.column5 AND " +
+	noOverflow("ledger_accounts.debits_posted", "v.column1") + " AND " + noOverflow("ledger_accounts.credits_posted", "v.column2") + " AND " +
+	noOverflow("ledger_accounts.debits_pending", "v.column3") + " AND " + noOverflow("ledger_accounts.credits_pending", "v.column4")
 
 // flush writes the pending deltas just before the commit, as relative
 // updates. The accounts the transaction has not locked yet (unbounded
@@ -374,8 +379,14 @@ func (p *pendingSums) flush(ctx context.Context, tx *sqlstore.Tx) error {
 	}
 	var written int64
 	if tx.Dialect() == sqlstore.SQLite && len(ids) > 2 {
+		stmt, err := tx.Prepare(ctx, flushRowQuery)
+		if err != nil {
+			return errs.Wrap(op+": write sums", err)
+		}
+		defer stmt.Close()
 		for _, id := range ids {
-			res, err := tx.Exec(ctx, flushQuery, flushRowArgs(id, p.deltas[id])...)
+			d := p.deltas[id]
+			res, err := stmt.ExecContext(ctx, d.debitsPosted, d.creditsPosted, d.debitsPending, d.creditsPending, id)
 			if err != nil {
 				return errs.Wrap(op+": write sums", err)
 			}
@@ -388,22 +399,18 @@ func (p *pendingSums) flush(ctx context.Context, tx *sqlstore.Tx) error {
 	} else {
 		for start := 0; start < len(ids); start += 400 {
 			chunk := ids[start:min(start+400, len(ids))]
-			q := make([]byte, 0, 400+len(chunk)*180)
-			q = append(q, `UPDATE ledger_accounts SET debits_posted = debits_posted + v.column1, credits_posted = credits_posted + v.column2,
-	debits_pending = debits_pending + v.column3, credits_pending = credits_pending + v.column4 FROM (VALUES `...)
-			args := make([]any, 0, len(chunk)*13)
+			q := make([]byte, 0, len(flushHead)+len(flushTail)+len(chunk)*100)
+			q = append(q, flushHead...)
+			args := make([]any, 0, len(chunk)*5)
 			for i, id := range chunk {
 				if i > 0 {
 					q = append(q, ',')
 				}
-				q = append(q, "(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT)"...)
-				q = append(q, strings.Repeat(", CAST(? AS BIGINT)", 8)...)
-				q = append(q, ')')
-				args = append(args, flushRowArgs(id, p.deltas[id])...)
+				q = append(q, "(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT))"...)
+				d := p.deltas[id]
+				args = append(args, d.debitsPosted, d.creditsPosted, d.debitsPending, d.creditsPending, id)
 			}
-			q = append(q, `) AS v WHERE ledger_accounts.id = v.column5
-	AND ledger_accounts.debits_posted BETWEEN v.column6 AND v.column7 AND ledger_accounts.credits_posted BETWEEN v.column8 AND v.column9
-	AND ledger_accounts.debits_pending BETWEEN v.column10 AND v.column11 AND ledger_accounts.credits_pending BETWEEN v.column12 AND v.column13`...)
+			q = append(q, flushTail...)
 			res, err := tx.Exec(ctx, string(q), args...)
 			if err != nil {
 				return errs.Wrap(op+": write sums", err)
@@ -445,18 +452,6 @@ func lockInOrder(ctx context.Context, tx *sqlstore.Tx, ids []string) error {
 		}
 	}
 	return nil
-}
-
-// noOverflowRange is the range of values to which delta can be added
-// without overflowing an int64.
-func noOverflowRange(delta int64) (lo, hi int64) {
-	lo, hi = math.MinInt64, math.MaxInt64
-	if delta > 0 {
-		hi -= delta
-	} else {
-		lo -= delta
-	}
-	return lo, hi
 }
 
 // account returns a read of an account (getAccount's results) in the

@@ -378,7 +378,15 @@ func TestUnboundedAccountTotalsDoNotOverflow(t *testing.T) {
 		if _, err := f.l.Post(ctx, ledger.Transfer{ID: "d", Debit: "world", Credit: "psp:clearing:USD", Amount: half}); errs.CodeOf(err) != errs.Invalid {
 			t.Errorf("second half in a later transaction: err = %v, want EINVALID", err)
 		}
-		for _, id := range []string{"a", "b", "d"} {
+		// With a third account (on SQLite, sums are then written one
+		// account at a time).
+		if _, err := f.l.Post(ctx,
+			ledger.Transfer{ID: "e", Debit: "world", Credit: "psp:clearing:USD", Amount: half},
+			ledger.Transfer{ID: "f", Debit: "psp:clearing:USD", Credit: "customer:alice", Amount: usdAmt(t, "1")},
+		); errs.CodeOf(err) != errs.Invalid {
+			t.Errorf("second half in a batch of three accounts: err = %v, want EINVALID", err)
+		}
+		for _, id := range []string{"a", "b", "d", "e", "f"} {
 			if _, err := f.l.Transfer(ctx, id); !errs.Is(err, errs.NotFound) {
 				t.Errorf("transfer %s: err = %v, want not found", id, err)
 			}
