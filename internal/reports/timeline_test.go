@@ -63,10 +63,13 @@ func TestTimelineOfACompletedDeposit(t *testing.T) {
 			{reports.SourceProvider, "sandbox answer at start", ""},
 			{reports.SourceFunding, "created → awaiting_payment", ""},
 			{reports.SourceProvider, "sandbox webhook", ""},
-			{reports.SourcePayment, "→ succeeded", ""},
+			// The sandbox delivers a change's events in order: the card is
+			// authorised (the deposit is paid), then captured.
+			{reports.SourcePayment, "pending → authorised", ""},
 			{reports.SourceFunding, "awaiting_payment → paid", ""},
 			{reports.SourceFunding, "paid → crediting", ""},
 			{reports.SourcePush, "push queued", ""},
+			{reports.SourcePayment, "authorised → succeeded", ""},
 			{reports.SourcePush, "push sending → applied", ""},
 			{reports.SourceFunding, "crediting → completed", ""},
 		})
