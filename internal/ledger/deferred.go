@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
 	"slices"
 	"sync"
 
@@ -331,21 +332,31 @@ func noOverflow(column, delta string) string {
 		" AND CASE WHEN " + delta + " > 0 THEN 9223372036854775807 - " + delta + " ELSE 9223372036854775807 END"
 }
 
-// flushRowQuery adds the deltas to one account's sums, on SQLite (it
-// numbers its parameters to use each twice).
-var flushRowQuery = `UPDATE ledger_accounts SET debits_posted = debits_posted + ?1, credits_posted = credits_posted + ?2,
+// The statements that add deltas to sums. Only the rows of unbounded
+// accounts need the overflow guards: a bounded account's new sums were
+// computed (and checked) from its sums read under the lock the
+// transaction still holds.
+var (
+	// flushRowQuery and flushRowGuardedQuery add the deltas to one
+	// account's sums, on SQLite (the guarded one numbers its parameters to
+	// use each twice).
+	flushRowQuery = `UPDATE ledger_accounts SET debits_posted = debits_posted + ?, credits_posted = credits_posted + ?,
+	debits_pending = debits_pending + ?, credits_pending = credits_pending + ? WHERE id = ?`
+	flushRowGuardedQuery = `UPDATE ledger_accounts SET debits_posted = debits_posted + ?1, credits_posted = credits_posted + ?2,
 	debits_pending = debits_pending + ?3, credits_pending = credits_pending + ?4 WHERE id = ?5 AND ` +
-	noOverflow("debits_posted", "?1") + " AND " + noOverflow("credits_posted", "?2") + " AND " +
-	noOverflow("debits_pending", "?3") + " AND " + noOverflow("credits_pending", "?4")
+		noOverflow("debits_posted", "?1") + " AND " + noOverflow("credits_posted", "?2") + " AND " +
+		noOverflow("debits_pending", "?3") + " AND " + noOverflow("credits_pending", "?4")
 
-// flushHead and flushTail enclose the VALUES rows of the statement that
-// adds the deltas to the sums of several accounts.
-const flushHead = `UPDATE ledger_accounts SET debits_posted = debits_posted + v.column1, credits_posted = credits_posted + v.column2,
+	// flushHead and flushTail or flushGuardedTail enclose the VALUES rows
+	// of the statement that adds the deltas to the sums of several
+	// accounts.
+	flushHead = `UPDATE ledger_accounts SET debits_posted = debits_posted + v.column1, credits_posted = credits_posted + v.column2,
 	debits_pending = debits_pending + v.column3, credits_pending = credits_pending + v.column4 FROM (VALUES `
-
-var flushTail = ") AS v WHERE ledger_accounts.id = v.column5 AND " +
-	noOverflow("ledger_accounts.debits_posted", "v.column1") + " AND " + noOverflow("ledger_accounts.credits_posted", "v.column2") + " AND " +
-	noOverflow("ledger_accounts.debits_pending", "v.column3") + " AND " + noOverflow("ledger_accounts.credits_pending", "v.column4")
+	flushTail        = ") AS v WHERE ledger_accounts.id = v.column5"
+	flushGuardedTail = flushTail + " AND " +
+		noOverflow("ledger_accounts.debits_posted", "v.column1") + " AND " + noOverflow("ledger_accounts.credits_posted", "v.column2") + " AND " +
+		noOverflow("ledger_accounts.debits_pending", "v.column3") + " AND " + noOverflow("ledger_accounts.credits_pending", "v.column4")
+)
 
 // flush writes the pending deltas just before the commit, as relative
 // updates. The accounts the transaction has not locked yet (unbounded
@@ -378,30 +389,50 @@ func (p *pendingSums) flush(ctx context.Context, tx *sqlstore.Tx) error {
 		}
 	}
 	var written int64
-	if tx.Dialect() == sqlstore.SQLite && len(ids) > 2 {
-		stmt, err := tx.Prepare(ctx, flushRowQuery)
+	count := func(res sql.Result, err error) error {
 		if err != nil {
 			return errs.Wrap(op+": write sums", err)
 		}
-		defer stmt.Close()
+		n, err := res.RowsAffected()
+		if err != nil {
+			return errs.Wrap(op+": write sums", err)
+		}
+		written += n
+		return nil
+	}
+	if tx.Dialect() == sqlstore.SQLite && len(ids) > 2 {
+		stmts := map[bool]*sql.Stmt{} // by guarded
+		defer func() {
+			for _, stmt := range stmts {
+				_ = stmt.Close()
+			}
+		}()
 		for _, id := range ids {
+			guarded := p.unbounded[id]
+			stmt := stmts[guarded]
+			if stmt == nil {
+				query := flushRowQuery
+				if guarded {
+					query = flushRowGuardedQuery
+				}
+				var err error
+				if stmt, err = tx.Prepare(ctx, query); err != nil {
+					return errs.Wrap(op+": write sums", err)
+				}
+				stmts[guarded] = stmt
+			}
 			d := p.deltas[id]
-			res, err := stmt.ExecContext(ctx, d.debitsPosted, d.creditsPosted, d.debitsPending, d.creditsPending, id)
-			if err != nil {
-				return errs.Wrap(op+": write sums", err)
+			if err := count(stmt.ExecContext(ctx, d.debitsPosted, d.creditsPosted, d.debitsPending, d.creditsPending, id)); err != nil {
+				return err
 			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return errs.Wrap(op+": write sums", err)
-			}
-			written += n
 		}
 	} else {
 		for start := 0; start < len(ids); start += 400 {
 			chunk := ids[start:min(start+400, len(ids))]
-			q := make([]byte, 0, len(flushHead)+len(flushTail)+len(chunk)*100)
+			q := make([]byte, 0, len(flushHead)+len(flushGuardedTail)+len(chunk)*100)
 			q = append(q, flushHead...)
 			args := make([]any, 0, len(chunk)*5)
+			guarded := false
 			for i, id := range chunk {
 				if i > 0 {
 					q = append(q, ',')
@@ -409,17 +440,16 @@ func (p *pendingSums) flush(ctx context.Context, tx *sqlstore.Tx) error {
 				q = append(q, "(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT))"...)
 				d := p.deltas[id]
 				args = append(args, d.debitsPosted, d.creditsPosted, d.debitsPending, d.creditsPending, id)
+				guarded = guarded || p.unbounded[id]
 			}
-			q = append(q, flushTail...)
-			res, err := tx.Exec(ctx, string(q), args...)
-			if err != nil {
-				return errs.Wrap(op+": write sums", err)
+			if guarded {
+				q = append(q, flushGuardedTail...)
+			} else {
+				q = append(q, flushTail...)
 			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return errs.Wrap(op+": write sums", err)
+			if err := count(tx.Exec(ctx, string(q), args...)); err != nil {
+				return err
 			}
-			written += n
 		}
 	}
 	if written != int64(len(ids)) {
