@@ -24,4 +24,4 @@ echo "== pgbench TPC-B, scale 10, 8 clients, 2 threads, ${secs}s"
 
 echo "== ledger benchmarks (PostgreSQL on the same cluster, then SQLite)"
 CASHIER_TEST_POSTGRES="postgres://postgres@/postgres?host=$dir&sslmode=disable" \
-  go test -run '^$' -bench 'Transfer|Batch' -benchtime "$benchtime" ./internal/ledger/ | grep -E '^Benchmark'
+  go test -run '^$' -bench 'Transfer|Batch|Deposit' -benchtime "$benchtime" ./internal/ledger/ | grep -E '^Benchmark'
