@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,36 +39,10 @@ func BenchmarkDeposit(b *testing.B) {
 				if db.Dialect() == sqlstore.Postgres {
 					sampler = startLockWaitSampler(b, db.SQL())
 				}
-				var next atomic.Int64
-				var wg sync.WaitGroup
-				errc := make(chan error, writers)
-				b.ResetTimer()
-				cpu0 := cpuTime(b)
-				for w := range writers {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						rng := rand.New(rand.NewPCG(uint64(run), uint64(w)))
-						for {
-							i := next.Add(1)
-							if i > int64(b.N) {
-								return
-							}
-							id := fmt.Sprintf("d%d-%d", run, i)
-							customer := ids[rng.IntN(benchAccounts)]
-							if err := depositTx(ctx, db, l, id, customer, money.New(1+rng.Int64N(10000), usd)); err != nil {
-								errc <- err
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
-				b.StopTimer()
-				close(errc)
-				for err := range errc {
-					b.Fatal(err)
-				}
+				cpu0 := runWriters(b, run, writers, func(rng *rand.Rand, i int64) error {
+					customer := ids[rng.IntN(benchAccounts)]
+					return depositTx(ctx, db, l, fmt.Sprintf("d%d-%d", run, i), customer, money.New(1+rng.Int64N(10000), usd))
+				})
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tx/s")
 				reportCPU(b, cpu0, b.N)
 				if sampler != nil {

@@ -61,6 +61,51 @@ func reportCPU(b *testing.B, start time.Duration, ops int) {
 	b.ReportMetric(float64(cpuTime(b)-start)/float64(time.Microsecond)/float64(ops), "cpu-µs/op")
 }
 
+// runWriters runs op for i = 1 … b.N from writers goroutines, each with its
+// own random source seeded by run and the writer's number, then stops the
+// timer; the first error fails the benchmark. It returns the process's CPU
+// time when the timer started, for reportCPU.
+func runWriters(b *testing.B, run int64, writers int, op func(rng *rand.Rand, i int64) error) time.Duration {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, writers)
+	b.ResetTimer()
+	cpu0 := cpuTime(b)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(run), uint64(w)))
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				if err := op(rng, i); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	close(errc)
+	for err := range errc {
+		b.Fatal(err)
+	}
+	return cpu0
+}
+
+// randomPair returns two different customer account indexes.
+func randomPair(rng *rand.Rand) (from, to int) {
+	from, to = rng.IntN(benchAccounts), rng.IntN(benchAccounts-1)
+	if to >= from {
+		to++
+	}
+	return from, to
+}
+
 // BenchmarkTransfer posts single transfers (one database transaction each)
 // between random accounts with 1 and 8 concurrent writers. The figure that
 // matters is transfers/s.
@@ -71,39 +116,11 @@ func BenchmarkTransfer(b *testing.B) {
 			b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
 				run := benchRun.Add(1)
 				ctx := context.Background()
-				var next atomic.Int64
-				var wg sync.WaitGroup
-				errc := make(chan error, writers)
-				b.ResetTimer()
-				cpu0 := cpuTime(b)
-				for w := range writers {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						rng := rand.New(rand.NewPCG(uint64(run), uint64(w)))
-						for {
-							i := next.Add(1)
-							if i > int64(b.N) {
-								return
-							}
-							from, to := rng.IntN(benchAccounts), rng.IntN(benchAccounts-1)
-							if to >= from {
-								to++
-							}
-							_, err := l.Post(ctx, ledger.Transfer{ID: fmt.Sprintf("r%d-%d", run, i), Debit: ids[from], Credit: ids[to], Amount: money.New(1+rng.Int64N(10000), usd), Code: "bench"})
-							if err != nil {
-								errc <- err
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
-				b.StopTimer()
-				close(errc)
-				for err := range errc {
-					b.Fatal(err)
-				}
+				cpu0 := runWriters(b, run, writers, func(rng *rand.Rand, i int64) error {
+					from, to := randomPair(rng)
+					_, err := l.Post(ctx, ledger.Transfer{ID: fmt.Sprintf("r%d-%d", run, i), Debit: ids[from], Credit: ids[to], Amount: money.New(1+rng.Int64N(10000), usd), Code: "bench"})
+					return err
+				})
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "transfers/s")
 				reportCPU(b, cpu0, b.N)
 			})
@@ -122,42 +139,15 @@ func BenchmarkBatch(b *testing.B) {
 				b.Run(fmt.Sprintf("size=%d/writers=%d", size, writers), func(b *testing.B) {
 					run := benchRun.Add(1)
 					ctx := context.Background()
-					var next atomic.Int64
-					var wg sync.WaitGroup
-					errc := make(chan error, writers)
-					b.ResetTimer()
-					cpu0 := cpuTime(b)
-					for w := range writers {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							rng := rand.New(rand.NewPCG(uint64(run), uint64(w)))
-							batch := make([]ledger.Transfer, size)
-							for {
-								i := next.Add(1)
-								if i > int64(b.N) {
-									return
-								}
-								for j := range batch {
-									from, to := rng.IntN(benchAccounts), rng.IntN(benchAccounts-1)
-									if to >= from {
-										to++
-									}
-									batch[j] = ledger.Transfer{ID: fmt.Sprintf("r%d-%d-%d", run, i, j), Debit: ids[from], Credit: ids[to], Amount: money.New(1+rng.Int64N(10000), usd), Code: "bench"}
-								}
-								if _, err := l.Post(ctx, batch...); err != nil {
-									errc <- err
-									return
-								}
-							}
-						}()
-					}
-					wg.Wait()
-					b.StopTimer()
-					close(errc)
-					for err := range errc {
-						b.Fatal(err)
-					}
+					cpu0 := runWriters(b, run, writers, func(rng *rand.Rand, i int64) error {
+						ts := make([]ledger.Transfer, size)
+						for j := range ts {
+							from, to := randomPair(rng)
+							ts[j] = ledger.Transfer{ID: fmt.Sprintf("r%d-%d-%d", run, i, j), Debit: ids[from], Credit: ids[to], Amount: money.New(1+rng.Int64N(10000), usd), Code: "bench"}
+						}
+						_, err := l.Post(ctx, ts...)
+						return err
+					})
 					b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "transfers/s")
 					reportCPU(b, cpu0, b.N*size)
 				})
